@@ -1,0 +1,372 @@
+"""Configuration: one TOML file per run plus environment variables (``BOT_`` prefix, ``__`` for nesting).
+
+Rules (spec 8.7, DESIGN contracts):
+- unknown keys are errors, and every error names the key and the file;
+- secrets (``SecretStr`` fields) come only from the environment or a credential, never from the file;
+- ``[mode_overrides.<mode>]`` tables override keys for one mode; every override is reported (and logged);
+- the config hash covers the effective configuration with secrets excluded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.domain.modes import Mode
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the key and the file in the message."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sections
+class StoreSettings(Section):
+    url: str = Field("sqlite+aiosqlite:///./var/bot.db", description="SQLAlchemy async URL (sqlite+aiosqlite or postgresql+asyncpg)")
+    pg_schema: str | None = Field(None, description="PostgreSQL schema (search_path); default: the server's")
+    batch_size: int = Field(500, ge=1, le=100_000, description="audit rows buffered before a write")
+    flush_interval_ms: int = Field(200, ge=1, le=60_000, description="longest time an audit row waits in the buffer")
+    echo: bool = False
+
+
+class EngineSettings(Section):
+    heartbeat_interval_s: float = Field(10.0, gt=0, le=3600, description="seconds between heartbeat log lines")
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=300, description="longest graceful shutdown before tasks are cancelled")
+    state_dir: Path = Field(Path("./state"), description="operator flag files and snapshots")
+    kill_file: Path = Field(Path("./state/KILL"), description="manual kill switch: when this file exists the engine acts on nothing")
+    queue_size: int = Field(10_000, ge=10, le=10_000_000)
+
+
+class SyntheticFeedSettings(Section):
+    seed: int = 7
+    start_price: Decimal = Field(Decimal("60000"), gt=0)
+    step_ticks: int = Field(500, ge=1, description="largest random-walk step, in ticks")
+    spread_ticks: int = Field(1, ge=1)
+    size: Decimal = Field(Decimal("1.5"), gt=0, description="displayed size at the best bid and ask")
+    interval_ms: int = Field(250, ge=0, description="pacing between ticks in DRY_RUN; 0 = as fast as possible")
+    max_ticks: int = Field(0, ge=0, description="stop after this many ticks; 0 = unbounded")
+    start_ts: str = Field("", description="ISO-8601 UTC start time of the synthetic clock; empty = now")
+
+
+class MarketSettings(Section):
+    venue: str = Field("sim", description="'sim' (simulated venue) or a live venue name, e.g. 'binance'")
+    assets: tuple[str, ...] = ("BTC/USDT",)
+    feed: Literal["synthetic", "recorded", "venue"] = "synthetic"
+    recorded_file: Path | None = Field(None, description="market data file for feed='recorded'")
+    record: bool = Field(True, description="record normalised market data in DRY_RUN and LIVE")
+    record_dir: Path = Path("./var/marketdata")
+    retention_days: int = Field(30, ge=30, le=90, description="raw market data retention (spec 4.3: 30-90 days)")
+    synthetic: SyntheticFeedSettings = SyntheticFeedSettings()
+
+    @field_validator("assets")
+    @classmethod
+    def _assets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one asset is required")
+        for a in v:
+            if a.count("/") != 1 or a != a.upper():
+                raise ValueError(f"asset {a!r} must look like BASE/QUOTE in upper case, e.g. BTC/USDT")
+        return v
+
+
+class InstrumentSettings(Section):
+    """Instrument definition for the simulated venue (live venues load theirs from the venue)."""
+
+    tick_size: Decimal = Field(Decimal("0.01"), gt=0)
+    lot_size: Decimal = Field(Decimal("0.00001"), gt=0)
+    min_qty: Decimal = Field(Decimal("0.00001"), ge=0)
+    min_notional: Decimal = Field(Decimal("5"), ge=0)
+    maker_fee: Decimal = Field(Decimal("0.001"), ge=Decimal("-0.01"), le=Decimal("0.01"))
+    taker_fee: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.01"))
+    gas: Decimal = Field(Decimal("0"), ge=0)
+    contract_size: Decimal = Field(Decimal("1"), gt=0)
+
+
+class SimSettings(Section):
+    seed: int = 1
+    ack_latency_ms: int = Field(0, ge=0, le=60_000)
+    balances: dict[str, Decimal] = Field(default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("0")})
+    instruments: dict[str, InstrumentSettings] = Field(default_factory=lambda: {"BTC/USDT": InstrumentSettings()})
+
+
+class StrategySettings(Section):
+    id: str = Field(..., pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    name: str = Field(..., description="entry point name in the bot.strategies group")
+    enabled: bool = True
+    assets: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RiskSettings(Section):
+    max_trade_qty: Decimal = Field(Decimal("0.01"), gt=0, description="largest quantity of one order (base units)")
+    max_order_notional: Decimal = Field(Decimal("1000"), gt=0, description="largest notional of one order (quote currency)")
+    max_position_qty: Decimal = Field(Decimal("0.05"), gt=0, description="largest absolute position per asset incl. resting and in-flight orders")
+    max_daily_loss: Decimal = Field(Decimal("200"), gt=0, description="daily loss (realised + unrealised, net of fees) that halts trading")
+    daily_reset_hour_utc: int = Field(0, ge=0, le=23)
+    allowed_assets: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: {"sim": ("BTC/USDT", "ETH/USDT"), "binance": ("BTC/USDT", "ETH/USDT")},
+        description="per-venue asset allowlist (spec 15)",
+    )
+
+
+class OmsSettings(Section):
+    reconcile_interval_s: float = Field(5.0, ge=1, le=60)
+    mismatch_threshold: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.1"), description="relative position mismatch tolerated")
+    grace_window_s: float = Field(3.0, ge=0, le=60, description="after a fill, venue position lag tolerated")
+    dirty_max_age_s: float = Field(15.0, gt=0, le=600)
+    stream_stale_s: float = Field(30.0, gt=0, le=600)
+    max_orders_per_s: Decimal = Field(Decimal("5"), gt=0, le=100)
+    flipflop_window_s: float = Field(60.0, gt=0, le=3600)
+    flipflop_max_cycles: int = Field(20, ge=2, le=10_000)
+    unknown_orders: Literal["cancel", "adopt"] = "cancel"
+
+
+class VenueSettings(Section):
+    """A live venue (LIVE). REST and WebSocket endpoints default to the public ones."""
+
+    exchange: str = "binance"
+    rest_url: str = "https://api.binance.com"
+    ws_url: str = "wss://stream.binance.com:9443"
+    sandbox: bool = False
+    recv_window_ms: int = Field(5000, ge=100, le=60_000)
+    request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    ccxt_options: dict[str, Any] = Field(default_factory=dict)
+    max_clock_offset_ms: int = Field(1000, ge=10, le=60_000)
+
+
+class TelegramSettings(Section):
+    token: SecretStr | None = Field(None, description="bot token; environment only: BOT_TELEGRAM__TOKEN")
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    allowed_chat_ids: tuple[int, ...] = ()
+    allowed_user_ids: tuple[int, ...] = ()
+    max_update_age_s: int = Field(60, ge=1, le=3600, description="older updates (queued while down) are dropped, never executed")
+    arm_max_ttl_s: int = Field(3600, ge=60, le=86_400)
+    intent_ttl_s: int = Field(120, ge=10, le=3600)
+    max_price_drift_bps: Decimal = Field(Decimal("50"), gt=0, le=Decimal("10000"))
+    totp_secret: SecretStr | None = Field(None, description="optional TOTP second factor on /arm; environment only")
+    four_eyes_notional: Decimal | None = Field(None, gt=0, description="intents above this notional need a second user's confirmation")
+
+
+class KeysSettings(Section):
+    master_key: SecretStr | None = Field(None, description="development only: BOT_KEYS__MASTER_KEY; prefer a systemd credential or a key file")
+    master_key_file: Path | None = None
+    credential_name: str = "bot-master-key"
+
+
+class OpsSettings(Section):
+    timezone: str = "UTC"
+    daily_summary_time: dtime = dtime(21, 0)
+    snapshot_interval_s: int = Field(3600, ge=10, le=86_400)
+    snapshot_keep: int = Field(48, ge=1, le=10_000)
+    snapshot_dir: Path = Path("./var/snapshots")
+    misfire_grace_s: int = Field(300, ge=1, le=86_400)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(False, description="one JSON object per log line")
+
+
+def _default_strategies() -> tuple[StrategySettings, ...]:
+    return (StrategySettings(id="quote", name="quote", assets=("BTC/USDT",), params={"order_qty": "0.001", "spread_bps": "2"}),)
+
+
+# --------------------------------------------------------------------------- root
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    mode: Mode = Mode.DRY_RUN
+    store: StoreSettings = StoreSettings()
+    engine: EngineSettings = EngineSettings()
+    market: MarketSettings = MarketSettings()
+    sim: SimSettings = SimSettings()
+    strategies: tuple[StrategySettings, ...] = Field(default_factory=_default_strategies)
+    risk: RiskSettings = RiskSettings()
+    oms: OmsSettings = OmsSettings()
+    venue: VenueSettings = VenueSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    keys: KeysSettings = KeysSettings()
+    ops: OpsSettings = OpsSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        ids = [s.id for s in self.strategies]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"strategies: duplicate id(s) {sorted(dup)}")
+        for s in self.strategies:
+            for a in s.assets:
+                if a not in self.market.assets:
+                    raise ValueError(f"strategies[{s.id}].assets: {a} is not in market.assets {list(self.market.assets)}")
+        if self.mode is Mode.LIVE and self.market.venue == "sim":
+            raise ValueError("mode LIVE needs a live venue: set market.venue (the simulated venue is for DRY_RUN and REPLAY)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment over file; the file content arrives as init kwargs from load_settings()
+        return (env_settings, init_settings)
+
+
+# --------------------------------------------------------------------------- loading
+def secret_paths(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    """Dotted paths of every SecretStr field (they must never come from the file)."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        path = f"{prefix}{name}"
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.extend(secret_paths(ann, path + "."))
+        elif "SecretStr" in repr(ann):
+            out.append(path)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any], path: str, changed: list[str]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        here = f"{path}{key}"
+        if isinstance(value, dict) and isinstance(result.get(key, {}), dict):
+            result[key] = _deep_merge(result.get(key, {}), value, here + ".", changed)
+        else:
+            changed.append(here)
+            result[key] = value
+    return result
+
+
+def _get_path(data: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+class LoadedConfig:
+    """The effective settings plus where they came from."""
+
+    def __init__(self, settings: Settings, source: str, overrides: list[str]) -> None:
+        self.settings = settings
+        self.source = source
+        self.overrides = overrides  # dotted keys changed by [mode_overrides.<mode>]
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.settings)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; unknown keys are refused so a typo cannot pass silently)"
+        inp = e.get("input")
+        shown = "" if e["type"] == "extra_forbidden" or isinstance(inp, (dict, list)) or any(
+            s in loc for s in ("token", "secret", "master_key", "password")
+        ) else f" (got {inp!r})"
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Load and validate. ``env`` replaces os.environ (tests). Raises ConfigError with key and file named."""
+    source = str(path) if path is not None else "<embedded defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    for secret in secret_paths():
+        found, _ = _get_path(data, secret)
+        if found:
+            env_name = "BOT_" + secret.upper().replace(".", "__")
+            raise ConfigError(
+                f"{source}: secret '{secret}' must not be in the configuration file; remove it and set {env_name} "
+                "in the environment (or use a systemd credential / the encrypted key store)"
+            )
+    overrides_table = data.pop("mode_overrides", {}) or {}
+    if not isinstance(overrides_table, dict):
+        raise ConfigError(f"{source}: mode_overrides must be a table of [mode_overrides.<MODE>] tables")
+    for mode_name in overrides_table:
+        if mode_name.upper() not in Mode.__members__:
+            raise ConfigError(f"{source}: mode_overrides.{mode_name}: unknown mode (use one of {', '.join(Mode.__members__)})")
+        for secret in secret_paths():
+            if _get_path(overrides_table[mode_name], secret)[0]:
+                raise ConfigError(f"{source}: secret 'mode_overrides.{mode_name}.{secret}' must not be in the configuration file")
+
+    environ = dict(os.environ) if env is None else env
+    saved = None
+    if env is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        base = Settings(**data)  # validates the base file first so errors name base keys
+        mode = base.mode
+        changed: list[str] = []
+        table = {k.upper(): v for k, v in overrides_table.items()}.get(mode.value)
+        if table:
+            merged = _deep_merge(data, table, "", changed)
+            settings = Settings(**merged)
+            if settings.mode is not mode:
+                raise ConfigError(f"{source}: mode_overrides.{mode.value} must not change the mode itself")
+        else:
+            settings = base
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    del environ
+    return LoadedConfig(settings, source, changed)
+
+
+def public_dict(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as JSON-able data with every secret masked."""
+    data = settings.model_dump(mode="json")
+    for secret in secret_paths():
+        node = data
+        parts = secret.split(".")
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        if parts[-1] in node:
+            node[parts[-1]] = "**********" if node[parts[-1]] else None
+    return data
+
+
+def config_hash(settings: Settings) -> str:
+    """SHA-256 of the effective configuration with secrets masked (a secret never influences the hash)."""
+    canonical = json.dumps(public_dict(settings), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

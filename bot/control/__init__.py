@@ -1,0 +1,1 @@
+"""Telegram control plane: handlers, auth (allowlist, rate limit, lockout), arming, confirmations, notifier."""

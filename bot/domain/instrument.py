@@ -1,0 +1,79 @@
+"""One instrument schema for every venue (spec section 8.8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+from bot.domain.errors import DomainError, ErrorCode
+from bot.domain.money import ZERO, ceil_to_step, floor_to_step, is_multiple, truncate_to_step
+
+
+class PositionSemantics(str, Enum):
+    SPOT = "spot"  # position is a signed base-asset quantity
+    CONTRACTS = "contracts"  # position is a signed number of contracts of contract_size
+
+
+@dataclass(frozen=True, slots=True)
+class FeeModel:
+    maker: Decimal = Decimal("0.001")  # fraction of notional; negative = rebate
+    taker: Decimal = Decimal("0.001")
+    gas: Decimal = ZERO  # fixed cost per transaction, in the quote currency (DEX / on-chain venues)
+
+    def fee(self, notional: Decimal, *, maker: bool) -> Decimal:
+        return notional * (self.maker if maker else self.taker) + self.gas
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str  # canonical, e.g. "BTC/USDT"
+    venue: str
+    venue_symbol: str  # the venue's own, e.g. "BTCUSDT"
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_qty: Decimal = ZERO
+    min_notional: Decimal = ZERO
+    contract_size: Decimal = Decimal(1)
+    semantics: PositionSemantics = PositionSemantics.SPOT
+    fees: FeeModel = field(default_factory=FeeModel)
+    chain: str | None = None  # chain / network metadata where it applies
+    network: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0:
+            raise ValueError(f"{self.symbol}: tick_size and lot_size must be positive")
+        if self.contract_size <= 0:
+            raise ValueError(f"{self.symbol}: contract_size must be positive")
+
+    # --- rounding: prices toward the passive side, sizes toward zero -------------------
+    def round_price(self, price: Decimal, *, is_buy: bool) -> Decimal:
+        """A buy is rounded down and a sell up, so rounding never makes an order more aggressive."""
+        return floor_to_step(price, self.tick_size) if is_buy else ceil_to_step(price, self.tick_size)
+
+    def round_qty(self, qty: Decimal) -> Decimal:
+        return truncate_to_step(qty, self.lot_size)
+
+    def notional(self, qty: Decimal, price: Decimal) -> Decimal:
+        return qty * price * self.contract_size
+
+    def validate_order(self, qty: Decimal, price: Decimal | None) -> None:
+        """Raise INVALID_ORDER unless qty and price are on the venue's grid and above its minimums."""
+        if qty <= 0:
+            raise DomainError(ErrorCode.INVALID_ORDER, f"{self.symbol}: quantity must be positive, got {qty}")
+        if not is_multiple(qty, self.lot_size):
+            raise DomainError(ErrorCode.INVALID_ORDER, f"{self.symbol}: quantity {qty} is not a multiple of lot size {self.lot_size}")
+        if qty < self.min_qty:
+            raise DomainError(ErrorCode.INVALID_ORDER, f"{self.symbol}: quantity {qty} is below the minimum {self.min_qty}")
+        if price is not None:
+            if price <= 0:
+                raise DomainError(ErrorCode.INVALID_ORDER, f"{self.symbol}: price must be positive, got {price}")
+            if not is_multiple(price, self.tick_size):
+                raise DomainError(ErrorCode.INVALID_ORDER, f"{self.symbol}: price {price} is not a multiple of tick size {self.tick_size}")
+            if self.notional(qty, price) < self.min_notional:
+                raise DomainError(
+                    ErrorCode.INVALID_ORDER,
+                    f"{self.symbol}: notional {self.notional(qty, price)} is below the minimum {self.min_notional}",
+                )

@@ -1,0 +1,1 @@
+"""The event loop, the strategy interface and registry, modes, clocks, the simulated venue, replay."""

@@ -1,0 +1,1 @@
+"""Operations: scheduled jobs, reports, health, logging."""

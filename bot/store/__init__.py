@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, the append-only audit log, state tables, the outbox."""
