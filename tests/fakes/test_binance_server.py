@@ -440,6 +440,24 @@ async def test_subscribe_on_a_bare_connection_and_invalid_streams(fake):
             pass
 
 
+async def test_ccxt_pro_public_stream_subscribes_on_a_bare_connection(fake):
+    import ccxt.pro
+
+    exchange = ccxt.pro.binance(ccxt_config(fake))
+    exchange.timeout_on_exit = 0
+    try:
+        await exchange.load_markets()
+        watch = asyncio.create_task(exchange.watch_bids_asks(["BTC/USDT"]))
+        await fake.wait_until(lambda: any("btcusdt@bookTicker" in c.streams for c in fake.ws_clients))
+        assert [c.path for c in fake.ws_clients] == ["/ws/0"]
+        fake.set_book("BTC/USDT", "100.00", "1", "100.02", "1")
+        async with asyncio.timeout(BOUND):
+            tickers = await watch
+        assert tickers["BTC/USDT"]["info"]["a"] == "100.02000000"
+    finally:
+        await exchange.close()
+
+
 async def test_stream_sequence_gap(fake):
     async with websockets.connect(f"{fake.ws_url}/ws/btcusdt@bookTicker") as ws:
         await fake.wait_for_ws_clients(1)
