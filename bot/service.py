@@ -20,18 +20,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
-from bot.config import LoadedConfig, Settings
-from bot.domain.instrument import FeeModel, Instrument
+from bot.config import LoadedConfig, Settings, public_dict
+from bot.domain.instrument import FeeModel, Instrument, PositionSemantics
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
-from bot.engine.clock import WallClock
+from bot.engine.clock import ManualClock, WallClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
-from bot.engine.registry import code_hash, load_strategy_class, params_hash
+from bot.engine.recorder import MarketRecorder, RecordedDataError, RecordedFeed
+from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class, params_hash
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.strategies.manual import ManualStrategy
 from bot.oms.orders import OrderManager
 from bot.risk.engine import RiskEngine, RiskLimits
 from bot.store.audit import AuditStore
@@ -62,19 +64,26 @@ def sim_instruments(settings: Settings) -> dict[str, Instrument]:
         if spec is None:
             raise StartupError(f"sim.instruments has no entry for {asset}: add [sim.instruments.\"{asset}\"] to the configuration")
         base, quote = asset.split("/")
-        out[asset] = Instrument(
-            symbol=asset,
-            venue="sim",
-            venue_symbol=base + quote,
-            base=base,
-            quote=quote,
-            tick_size=spec.tick_size,
-            lot_size=spec.lot_size,
-            min_qty=spec.min_qty,
-            min_notional=spec.min_notional,
-            contract_size=spec.contract_size,
-            fees=FeeModel(maker=spec.maker_fee, taker=spec.taker_fee, gas=spec.gas),
-        )
+        try:
+            out[asset] = Instrument(
+                symbol=asset,
+                venue="sim",
+                venue_symbol=spec.venue_symbol or base + quote,
+                base=base,
+                quote=quote,
+                tick_size=spec.tick_size,
+                lot_size=spec.lot_size,
+                min_qty=spec.min_qty,
+                max_qty=spec.max_qty,
+                min_notional=spec.min_notional,
+                contract_size=spec.contract_size,
+                semantics=PositionSemantics(spec.semantics),
+                fees=FeeModel(maker=spec.maker_fee, taker=spec.taker_fee, gas=spec.gas),
+                chain=spec.chain,
+                network=spec.network,
+            )
+        except ValueError as exc:
+            raise StartupError(f"sim.instruments.\"{asset}\": {exc}") from None
     return out
 
 
@@ -84,7 +93,10 @@ def build_strategies(settings: Settings) -> tuple[list[Strategy], dict[str, Stra
     for spec in settings.strategies:
         if not spec.enabled:
             continue
-        cls = load_strategy_class(spec.name)
+        try:
+            cls = load_strategy_class(spec.name)
+        except (UnknownStrategy, TypeError) as exc:
+            raise StartupError(f"strategies[{spec.id}]: {exc}") from None
         assets = spec.assets or settings.market.assets
         try:
             strat = cls(spec.id, spec.params, assets)
@@ -92,6 +104,10 @@ def build_strategies(settings: Settings) -> tuple[list[Strategy], dict[str, Stra
             raise StartupError(f"strategies[{spec.id}] ({spec.name}): {exc}") from None
         strategies.append(strat)
         meta[spec.id] = StrategyMeta(code_hash(cls), params_hash(spec.params))
+    if not any(isinstance(st, ManualStrategy) for st in strategies) and "manual" not in meta:
+        # operators' orders (/intent manual ...) need a strategy to belong to: always present, trades nothing alone
+        strategies.append(ManualStrategy("manual", {}, settings.market.assets))
+        meta["manual"] = StrategyMeta(code_hash(ManualStrategy), params_hash({}))
     return strategies, meta
 
 
@@ -114,13 +130,26 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    recorder: MarketRecorder | None = None
+    start_ns: int = 0
 
     @property
     def settings(self) -> Settings:
         return self.loaded.settings
 
 
-async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "") -> Service:
+async def build(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock | None = None,
+    feed: MarketFeed | None = None,
+    config_hint: str = "",
+    run_id: str | None = None,
+    id_prefix: str | None = None,
+) -> Service:
+    """Build everything for the configured mode. REPLAY needs ``clock`` (an injected ManualClock: never wall
+    time) and ``feed`` (recorded data); ``bot replay`` passes them, plus the recorded run's ``id_prefix`` so
+    intent ids come out the same."""
     s = loaded.settings
     if s.mode is Mode.LIVE:
         raise StartupError(
@@ -129,6 +158,20 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         )
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+    if s.mode is Mode.REPLAY and not (isinstance(clock, ManualClock) and feed is not None):
+        raise StartupError(
+            "mode REPLAY re-runs recorded data with an injected clock: use 'bot replay --run RUN_ID' or "
+            "'bot replay --data FILE --strategy NAME' (bot run serves DRY_RUN)"
+        )
+    if feed is None and s.market.feed == "recorded":
+        if s.market.recorded_file is None:
+            raise StartupError("market.feed = 'recorded' needs market.recorded_file")
+        try:
+            feed = RecordedFeed([s.market.recorded_file])
+        except RecordedDataError as exc:
+            raise StartupError(str(exc)) from None
+    elif feed is None and s.market.feed == "venue":
+        raise StartupError("market.feed = 'venue' needs the live venue adapter, which this build does not have")
     clock = clock or WallClock()
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
@@ -136,13 +179,29 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     except Exception:
         await db.dispose()
         raise
-    run_id = uuid.uuid4().hex
+    run_id = run_id or uuid.uuid4().hex
     version = version_hash()
     audit = AuditStore(
         db, run_id=run_id, mode=s.mode.value, version_hash=version, config_hash=loaded.hash, now_ns=clock.now_ns, batch_size=s.store.batch_size
     )
     instruments = sim_instruments(s)
-    venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
+    syn = s.market.synthetic
+    start_ns = parse_utc(syn.start_ts) if syn.start_ts and s.market.feed == "synthetic" else clock.now_ns()
+    # the simulated venue lives in event time in every mode: its clock follows the market data it is fed
+    sim_clock = clock if isinstance(clock, ManualClock) else ManualClock(start_ns)
+    sim = s.sim
+    venue = SimulatedVenue(
+        instruments,
+        sim_clock,
+        balances=sim.balances,
+        ack_latency_ns=sim.ack_latency_ms * 1_000_000,
+        latency_jitter_ns=sim.latency_jitter_ms * 1_000_000,
+        seed=sim.seed,
+        l1_extra_levels=sim.l1_extra_levels,
+        fill_on_touch=sim.fill_on_touch,
+        enforce_balances=sim.enforce_balances,
+        history=sim.history,
+    )
     portfolio = Portfolio()
     market = MarketState()
     oms = OrderManager(venue=venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
@@ -167,13 +226,17 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         strategies=strategies,
         strategy_meta=meta,
         gate=AutoGate(),
-        id_prefix=run_id[:8],
+        id_prefix=id_prefix or run_id[:8],
         queue_size=s.engine.queue_size,
     )
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
+    engine.book_listeners.append(venue.on_book)
+    recorder = None
+    if s.market.record and s.mode is not Mode.REPLAY:
+        recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
+        engine.market_listeners.append(recorder)
     if feed is None:
-        syn = s.market.synthetic
         first = next(iter(instruments.values()))
         feed = SyntheticFeed(
             s.market.assets,
@@ -183,11 +246,35 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             size=syn.size,
             step_ticks=syn.step_ticks,
             spread_ticks=syn.spread_ticks,
-            start_ns=parse_utc(syn.start_ts) if syn.start_ts else clock.now_ns(),
+            start_ns=start_ns,
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, recorder=recorder, start_ns=clock.now_ns())
+
+
+def run_start_data(service: Service) -> dict[str, Any]:
+    """What a later 'bot replay --run' needs: the effective configuration (secrets masked), the id prefix,
+    the clock at start, the seeds, the strategies' names, parameters and code hashes, where data is recorded."""
+    engine, s = service.engine, service.settings
+    return {
+        "overrides": service.loaded.overrides,
+        "config": public_dict(s),
+        "id_prefix": engine.id_prefix,
+        "start_ns": service.start_ns,
+        "seeds": {"sim": s.sim.seed, "synthetic": s.market.synthetic.seed},
+        "strategies": {
+            sid: {
+                "name": strat.name,
+                "class": f"{type(strat).__module__}:{type(strat).__qualname__}",
+                "params": strat.params,
+                "code_hash": engine.strategy_meta[sid].code_hash if sid in engine.strategy_meta else "",
+                "params_hash": engine.strategy_meta[sid].params_hash if sid in engine.strategy_meta else "",
+            }
+            for sid, (strat, _ctx) in engine.strategies.items()
+        },
+        "record_dir": str(s.market.record_dir) if service.recorder is not None else None,
+    }
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -218,10 +305,7 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         {
             "run_kind": "start",
             "detail": f"mode={s.mode.value} store={redacted_url(s.store.url)} source={service.loaded.source}",
-            "data": {
-                "overrides": service.loaded.overrides,
-                "strategies": {k: {"code_hash": v.code_hash, "params_hash": v.params_hash} for k, v in engine.strategy_meta.items()},
-            },
+            "data": run_start_data(service),
         },
     )
     log.info(
@@ -236,6 +320,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
         asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
     ]
+    if service.recorder is not None:
+        background.append(asyncio.create_task(_every(stop, 1.0, service.recorder.flush), name="market-data-flush"))
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -263,8 +349,18 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         log.info(engine.heartbeat_line())
-        audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
-        await audit.flush()
+        if service.recorder is not None:
+            service.recorder.close()
+        c = engine.counters
+        audit.record(
+            "run",
+            {
+                "run_kind": "stop",
+                "detail": engine.heartbeat_line(),
+                "data": {"events": c.events, "ticks": c.ticks, "decisions": c.decisions, "intents": c.intents, "orders": c.orders, "fills": c.fills},
+            },
+        )
+        await engine.flush_audit()
         await service.venue.close()
         await service.db.dispose()
         if install_signals:

@@ -157,7 +157,7 @@ class Engine:
                 strat.strategy_id, market, portfolio, oms.live_orders, instruments, self.next_id, strat.params
             )
             self.strategies[strat.strategy_id] = (strat, ctx)
-            for asset in strat.assets:
+            for asset in strat.assets if strat.wants_ticks else ():
                 self._by_asset.setdefault(asset, []).append((strat, ctx))
         oms.fill_listeners.append(self._on_fill)
         self.view = _EngineView(self)

@@ -153,6 +153,7 @@ class Strategy:
     """
 
     name: ClassVar[str] = ""
+    wants_ticks: ClassVar[bool] = True  # False: on_tick is never called (a strategy driven by requests only)
 
     def __init__(self, strategy_id: str, params: Mapping[str, Any], assets: Sequence[str]) -> None:
         self.strategy_id = strategy_id

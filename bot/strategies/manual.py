@@ -111,6 +111,7 @@ class ManualStrategy(Strategy):
     """Emits nothing on market data; turns each operator request into one intent."""
 
     name = "manual"
+    wants_ticks = False
 
     def __init__(self, strategy_id: str, params: object, assets: Sequence[str]) -> None:
         super().__init__(strategy_id, params or {}, assets)  # type: ignore[arg-type]
