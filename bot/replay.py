@@ -219,9 +219,13 @@ class RunReport:
     truncated: list[str]
     code_changes: list[str]
     out_dir: Path
+    param_changes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         lines = []
+        if self.param_changes:
+            lines.append("replayed with changed parameters:")
+            lines.extend(f"  {c}" for c in self.param_changes)
         if self.code_changes:
             lines.append("replayed with changed code (--force):")
             lines.extend(f"  {c}" for c in self.code_changes)
@@ -269,8 +273,17 @@ def _days(start: datetime, stop: datetime | None) -> list[Any]:
 
 
 async def replay_run(
-    store: LoadedConfig, run_id: str, *, record_dir: Path | None, out_dir: Path, force: bool, install_signals: bool = False
+    store: LoadedConfig,
+    run_id: str,
+    *,
+    record_dir: Path | None,
+    out_dir: Path,
+    force: bool,
+    params: dict[str, Any] | None = None,
+    install_signals: bool = False,
 ) -> RunReport:
+    """Re-run ``run_id`` and compare. ``params`` (``{"strategy_id.key": value}``) changes parameters for a
+    what-if replay: the report shows the first decision the change alters."""
     s = store.settings
     db = create_engine(s.store.url, schema=s.store.pg_schema)
     try:
@@ -288,6 +301,7 @@ async def replay_run(
         cfg["mode"] = Mode.REPLAY.value
         cfg["store"] = _store_in(out_dir)
         cfg["market"] = dict(cfg["market"], record=False)
+        changed = _override_params(cfg, params or {})
         loaded = settings_from(cfg, f"run {run_id}")
         directory = record_dir or (Path(run.data["record_dir"]) if run.data.get("record_dir") else None)
         if directory is None:
@@ -312,8 +326,23 @@ async def replay_run(
         raise ReplayError(f"the market data files of run {run_id} hold no events of it")
     return RunReport(
         run_id, divergence is None, compared, divergence, run.stop_data.get("events"), outcome.svc.engine.counters.events,
-        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir,
+        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir, changed,
     )
+
+
+def _override_params(cfg: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    strategies = {st["id"]: st for st in cfg.get("strategies", [])}
+    changed = []
+    for dotted, value in sorted(params.items()):
+        sid, sep, key = dotted.partition(".")
+        if not sep or not key:
+            raise ReplayError(f"--param {dotted}: with --run, name the strategy: STRATEGY_ID.key=value")
+        if sid not in strategies:
+            raise ReplayError(f"--param {dotted}: run has no strategy {sid!r} (it has: {', '.join(sorted(strategies)) or 'none'})")
+        before = strategies[sid]["params"].get(key, "(default)")
+        strategies[sid]["params"] = dict(strategies[sid]["params"], **{key: value})
+        changed.append(f"{sid}.{key}: {before} -> {value}")
+    return changed
 
 
 # ----------------------------------------------------------------------------- --data (backtest)
@@ -444,6 +473,9 @@ async def backtest(
 ) -> BacktestReport:
     """Backtest one strategy on recorded files (or on ``feed``, e.g. the benchmark's generator)."""
     if feed is None:
+        for path in files:
+            if not Path(path).is_file():
+                raise ReplayError(f"market data file not found: {path}")
         peeked_assets, start_ns = _peek(files)
         if not peeked_assets:
             raise ReplayError(f"no market data in {', '.join(map(str, files))}")
@@ -464,7 +496,8 @@ async def backtest(
     cfg["risk"] = dict(cfg["risk"], allowed_assets={**cfg["risk"]["allowed_assets"], "sim": list(assets)})
     loaded = settings_from(_strip_secrets(cfg), base.source)
     clock = ManualClock(start_ns or 0)
-    outcome, collector = await run_pipeline(loaded, feed, clock, out_dir, stats=True, install_signals=install_signals)
+    # a fixed id prefix: the same backtest gives the same intent and order ids (byte-identical logs)
+    outcome, collector = await run_pipeline(loaded, feed, clock, out_dir, id_prefix="bt", stats=True, install_signals=install_signals)
     if outcome.exit_code != 0:
         raise RuntimeError(f"the backtest pipeline failed (exit {outcome.exit_code}); see the log above")
     assert collector is not None

@@ -1,6 +1,6 @@
 """``bot replay``: the command line of REPLAY (the work is in ``bot.replay``, imported only when it runs).
 
-    bot replay --run RUN_ID [--config FILE] [--record-dir DIR] [--out DIR] [--force]
+    bot replay --run RUN_ID [--config FILE] [--record-dir DIR] [--out DIR] [--force] [--param ID.k=v ...]
     bot replay --data FILE [FILE ...] --strategy NAME [--param k=v ...] [--config FILE] [--out DIR] [--json FILE]
     bot replay --list [--config FILE]
 
@@ -15,10 +15,16 @@ import asyncio
 import json
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_SCHEMA, EXIT_DIVERGED = 0, 1, 2, 3, 4
+
+
+def _main_thread() -> bool:
+    """Signal handlers can only be installed from the main thread (tests run the command in a worker thread)."""
+    return threading.current_thread() is threading.main_thread()
 
 # ----------------------------------------------------------------------------- the command
 def register(sub: Any) -> None:
@@ -34,7 +40,10 @@ def register(sub: Any) -> None:
     what.add_argument("--data", metavar="FILE", nargs="+", type=Path, help="recorded market data file(s) to backtest on")
     what.add_argument("--list", action="store_true", help="list the recent runs in the audit store")
     p.add_argument("--strategy", metavar="NAME", help="strategy entry point name (with --data)")
-    p.add_argument("--param", metavar="K=V", action="append", default=[], help="strategy parameter (repeatable)")
+    p.add_argument(
+        "--param", metavar="K=V", action="append", default=[],
+        help="strategy parameter (repeatable); with --run: STRATEGY_ID.key=value replays with that parameter changed",
+    )
     p.add_argument("--record-dir", metavar="DIR", type=Path, help="where the run's market data is (default: as recorded)")
     p.add_argument("--out", metavar="DIR", type=Path, help="keep the replay's audit database and logs here (default: temporary)")
     p.add_argument("--json", metavar="FILE", type=Path, help="also write the backtest report as JSON")
@@ -97,11 +106,14 @@ async def _main(args: argparse.Namespace, base: Any, out_dir: Path | None) -> in
         return EXIT_OK
     assert out_dir is not None
     if args.run is not None:
-        report = await replay.replay_run(base, args.run, record_dir=args.record_dir, out_dir=out_dir, force=args.force, install_signals=True)
+        report = await replay.replay_run(
+            base, args.run, record_dir=args.record_dir, out_dir=out_dir, force=args.force, params=replay.parse_params(args.param),
+            install_signals=_main_thread(),
+        )
         print(report.text())
         return EXIT_OK if report.identical else EXIT_DIVERGED
     params = replay.parse_params(args.param)
-    result = await replay.backtest(base, args.data, args.strategy, params, out_dir, install_signals=True)
+    result = await replay.backtest(base, args.data, args.strategy, params, out_dir, install_signals=_main_thread())
     print(result.text())
     if args.json is not None:
         args.json.write_text(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")

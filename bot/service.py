@@ -176,9 +176,16 @@ async def build(
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
-    except Exception:
-        await db.dispose()
+        return _assemble(loaded, db, clock, feed, run_id, id_prefix)
+    except BaseException:
+        await db.dispose()  # a refused start leaves no connection behind
         raise
+
+
+def _assemble(
+    loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None
+) -> Service:
+    s = loaded.settings
     run_id = run_id or uuid.uuid4().hex
     version = version_hash()
     audit = AuditStore(

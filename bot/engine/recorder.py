@@ -32,7 +32,6 @@ import asyncio
 import fcntl
 import gzip
 import heapq
-import io
 import json
 import logging
 import os
@@ -117,8 +116,8 @@ def delete_expired(record_dir: Path, retention_days: int, today: date) -> list[P
 def _member_complete(path: Path) -> bool:
     """True when every gzip member of the file is complete (its last writer closed it cleanly)."""
     try:
-        with gzip.open(path, "rb") as fh:
-            while fh.read(1 << 20):
+        with open(path, "rb") as raw:
+            for _ in _gunzip(raw):
                 pass
         return True
     except (EOFError, OSError, zlib.error):
@@ -292,16 +291,51 @@ class ReadStats:
     truncated: list[str] | None = None  # files that end cut short (read up to the cut)
 
 
+def _gunzip(raw: BinaryIO) -> Iterator[bytes]:
+    """Decompress concatenated gzip members as they come; raise EOFError at a member cut short (after yielding
+    everything before the cut) and zlib.error at garbage."""
+    d = zlib.decompressobj(31)
+    fed = False
+    while True:
+        chunk = raw.read(1 << 18)
+        if not chunk:
+            break
+        while chunk:
+            fed = True
+            out = d.decompress(chunk)
+            if out:
+                yield out
+            if d.eof:
+                chunk = d.unused_data
+                d = zlib.decompressobj(31)
+                fed = False
+            else:
+                chunk = b""
+    if fed and not d.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
 def _lines(path: Path, stats: ReadStats) -> Iterator[str]:
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    """The file's complete lines; a file cut short yields what precedes the cut (never a partial line)."""
+    rest = b""
     try:
-        with opener(path, "rb") as raw:
-            reader = io.BufferedReader(raw, 1 << 20) if opener is gzip.open else raw
-            for line in reader:
-                yield line.decode()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        with open(path, "rb") as raw:
+            chunks = _gunzip(raw) if path.name.endswith(".gz") else iter(lambda: raw.read(1 << 18), b"")
+            for chunk in chunks:
+                data = rest + chunk
+                end = data.rfind(b"\n")
+                if end < 0:
+                    rest = data
+                    continue
+                rest = data[end + 1 :]
+                for line in data[: end + 1].splitlines():
+                    yield line.decode()
+    except (EOFError, zlib.error) as exc:
         log.warning("market data file %s ends cut short (%s): using what precedes the cut", path, exc)
         stats.truncated = (stats.truncated or []) + [str(path)]
+        return
+    if rest.strip():
+        yield rest.decode()
 
 
 def read_file(path: Path, *, run_id: str | None = None, stats: ReadStats | None = None) -> Iterator[tuple[int, Header, Tick | Book]]:
