@@ -130,12 +130,11 @@ class BinanceUserStream:
         if self._primed:
             return
         for asset in self.venue.assets:
-            if asset in self.venue.ledger.last_trade_id:
+            if asset in self.venue.ledger.poll_watermark:
                 continue
             inst = self.venue.instruments[asset]
             trades = await self.venue.read.fetch_my_trades(inst.symbol, {}, limit=1)
-            if trades:
-                self.venue.ledger.last_trade_id[asset] = max(int(t["id"]) for t in trades)
+            self.venue.ledger.poll_watermark[asset] = max((int(t["id"]) for t in trades), default=0)
         self._primed = True
 
     async def _url(self) -> str:
@@ -160,7 +159,7 @@ class BinanceUserStream:
     async def _on_state(self, connected: bool, reason: str) -> None:
         if connected:
             self._status(True, reason)
-            self._spawn(self.poll_all("reconnect"))  # the fills of the outage, if any
+            self._spawn(self.poll_all("reconnect", anomaly=False))  # the fills of the outage, if any
         else:
             self._status(False, reason)
             self._poll_wakeup.set()  # fall back to polling at once
@@ -171,13 +170,15 @@ class BinanceUserStream:
         task.add_done_callback(self._side_tasks.discard)
 
     # ------------------------------------------------------------------ REST poll
-    async def poll_all(self, reason: str) -> int:
+    async def poll_all(self, reason: str, *, anomaly: bool | None = None) -> int:
+        """Poll every asset. A fill found while the stream was healthy is an anomaly (reported as a gap)."""
         async with self._poll_lock:
             self.polls += 1
             total = 0
+            flag = self.healthy is True if anomaly is None else anomaly
             for asset in self.venue.assets:
                 try:
-                    total += await self.venue.poll_fills(asset, reason)
+                    total += await self.venue.poll_fills(asset, reason, anomaly=flag)
                 except VenueError as exc:
                     log.warning("%s: trade poll of %s failed: %s", self.venue.name, asset, exc.code)
             return total
@@ -274,7 +275,7 @@ class BinanceUserStream:
             if missing > 0 and not venue.ledger.seen(asset, str(d.get("t"))):
                 log.warning("%s: %s fills of %s missing before trade %s: polling trades", venue.name, missing, client_order_id, d.get("t"))
                 venue.metrics.events["fill_gaps"] += 1
-                self._spawn(self.poll_all(f"stream skipped {missing} of {client_order_id}"))
+                self._spawn(self.poll_all(f"stream skipped {missing} of {client_order_id}", anomaly=True))
             fill = Fill(
                 fill_id=str(d.get("t")),
                 client_order_id=client_order_id,

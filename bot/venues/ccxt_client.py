@@ -34,7 +34,8 @@ from bot.venues.retry import RetryPolicy, Sleep, retry_idempotent
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_response_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("venue_response_headers", default=None)
+# (headers, body) of the last HTTP response of the current task's call
+_response: contextvars.ContextVar[tuple[Mapping[str, str], str] | None] = contextvars.ContextVar("venue_response", default=None)
 
 
 class CcxtCall:
@@ -49,13 +50,13 @@ class CcxtCall:
         original = exchange.on_rest_response
 
         def capture(code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any) -> Any:
-            _response_headers.set(headers)
+            _response.set((headers, body if isinstance(body, str) else ""))
             return original(code, reason, url, method, headers, body, *rest)
 
         exchange.on_rest_response = capture
 
     async def __call__(self, endpoint: str, fn: Callable[..., Awaitable[T]], *args: Any, submit: bool = False, **kwargs: Any) -> T:
-        _response_headers.set(None)
+        _response.set(None)
         start = self._clock.monotonic_ns()
         try:
             return await fn(*args, **kwargs)
@@ -64,7 +65,9 @@ class CcxtCall:
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # every ccxt error (and anything ccxt failed to wrap) is mapped
-            err = map_ccxt_error(exc, submit=submit, retry_after_s=parse_retry_after(_response_headers.get()), secrets=self._secrets)
+            response = _response.get()
+            headers, body = response if response is not None else (None, "")
+            err = map_ccxt_error(exc, submit=submit, retry_after_s=parse_retry_after(headers), secrets=self._secrets, body=body)
             self._metrics.errors[err.code.value] += 1
             log.warning("%s %s %s failed: %s (%s)", self.exchange.id, self.role, endpoint, err.code, type(exc).__name__)
             raise err from None  # the ccxt exception text may carry URLs with query strings: not chained

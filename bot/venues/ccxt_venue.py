@@ -81,7 +81,7 @@ class CcxtVenue:
         self._maxima: dict[str, tuple[Decimal | None, Decimal | None, Decimal | None]] = {}
         self._by_venue_symbol: dict[str, str] = {}
         self._trade: TradeClient | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._order_gate_until_ns = 0  # monotonic: a venue rate limit on orders holds new submits until then
         self._order_gate_reason = ""
         self.ledger = FillLedger()
@@ -93,16 +93,21 @@ class CcxtVenue:
         self._sink = sink
 
     async def connect(self) -> None:
-        """Markets and fees (read key), then the clock. Streams are started by the owner (see build_binance)."""
-        await self.load_instruments()
+        """The clock first (signed calls need its correction), then markets and fees (read key). Streams are
+        started by the owner (see build_binance)."""
         if self.clock_sync is not None:
             await self.clock_sync.measure()
+        await self.load_instruments()
 
     async def close(self) -> None:
         await self.drop_trade_client()
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.close_pending()
         await self.read.close()
+
+    async def close_pending(self) -> None:
+        """Wait for background work this adapter started (a clock re-measurement)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def load_instruments(self) -> Mapping[str, Instrument]:
         markets = await self.read.load_markets()
@@ -254,8 +259,8 @@ class CcxtVenue:
     def _remeasure_clock(self) -> None:
         assert self.clock_sync is not None
         task = asyncio.ensure_future(self._measure_quietly())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _measure_quietly(self) -> None:
         assert self.clock_sync is not None
@@ -375,12 +380,16 @@ class CcxtVenue:
             fills.append(await self._fill_from_trade(inst, trade, coid))
         return fills
 
-    async def poll_fills(self, asset: str, reason: str) -> int:
-        """REST poll of trades after the last id we delivered; new ones go to the sink. Returns how many."""
-        last = self.ledger.last_trade_id.get(asset)
+    async def poll_fills(self, asset: str, reason: str, *, anomaly: bool = True) -> int:
+        """REST poll of trades after the poll's watermark; new ones go to the sink. Returns how many.
+
+        ``anomaly``: a fill found here should have come on the stream (it was healthy): each one is reported
+        as a ``SequenceGap`` of kind "fill". After an outage (reconnect, fallback) recovered fills are expected."""
+        last = self.ledger.poll_watermark.get(asset)
         fills = await self.fetch_fills(asset, None if last is None else str(last))
         delivered = 0
         for fill in fills:
+            self.ledger.polled(asset, fill.fill_id)
             if not self.ledger.first_time(asset, fill.fill_id):
                 continue
             delivered += 1
@@ -405,7 +414,7 @@ class CcxtVenue:
                     seq=int(fill.fill_id) if fill.fill_id.isdigit() else None,
                 )
             )
-            if self._on_gap is not None and reason != "reconnect":
+            if self._on_gap is not None and anomaly:
                 self._on_gap(
                     SequenceGap(self.name, "user", asset, "fill", "stream", f"trade {fill.fill_id}", self.clock.now_ns(),
                                 f"fill {fill.fill_id} of {fill.client_order_id} was not on the user-data stream ({reason})")

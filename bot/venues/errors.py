@@ -117,10 +117,14 @@ def map_ccxt_error(
     submit: bool = False,
     retry_after_s: float | None = None,
     secrets: Iterable[str] = (),
+    body: str = "",
 ) -> VenueError:
-    """The VenueError for an exception raised by a ccxt call. ``submit`` marks an order submission."""
+    """The VenueError for an exception raised by a ccxt call. ``submit`` marks an order submission; ``body``
+    is the venue's answer when there was one (ccxt's message does not always keep the venue's code)."""
     raw = str(exc)
     code = venue_code(raw)
+    if code is None and body:
+        code = venue_code(body[:2000])
     text = clean_message(raw or type(exc).__name__, secrets)
     vcode = str(code) if code is not None else None
     result = _classify(exc, code, raw, submit)
@@ -137,7 +141,8 @@ def _classify(exc: BaseException, code: int | None, raw: str, submit: bool) -> E
     if code == -1007:  # "Send status unknown; execution status unknown"
         return ErrorCode.UNKNOWN_ORDER_STATUS if submit else ErrorCode.VENUE_UNAVAILABLE
     if code == -2010:  # new order rejected: the message says why
-        return ErrorCode.INSUFFICIENT_BALANCE if "insufficient balance" in raw.lower() else ErrorCode.ORDER_REJECTED
+        insufficient = isinstance(exc, ccxt.InsufficientFunds) or "insufficient balance" in raw.lower()
+        return ErrorCode.INSUFFICIENT_BALANCE if insufficient else ErrorCode.ORDER_REJECTED
     if code is not None and code in _BINANCE_CODES:
         return _BINANCE_CODES[code]
     if isinstance(exc, ccxt.InsufficientFunds):

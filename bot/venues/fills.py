@@ -1,9 +1,11 @@
 """Fills at the adapter edge: one ledger that deduplicates them, whichever way they arrive.
 
 A fill can reach us three ways: in the venue's answer to a submit (Binance ``newOrderRespType=FULL``), on the
-user-data stream, and from the REST poll of trades. The ledger lets each trade id through once per asset and
-remembers the highest id seen per asset (the REST poll asks for trades after it). It also keeps the venue
-order id -> client order id map that a REST trade (which has no client id on Binance) needs.
+user-data stream, and from the REST poll of trades. The ledger lets each trade id through once per asset. The
+poll's watermark (``poll_watermark``: the highest trade id the *poll* has read) moves only with the poll,
+never with a stream fill: trade ids are not contiguous, so "the highest id delivered" would hide a fill the
+stream skipped below it. The ledger also keeps the venue order id -> client order id map that a REST trade
+(which has no client id on Binance) needs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class FillLedger:
         self._capacity = capacity
         self._seen: set[tuple[str, str]] = set()
         self._order: deque[tuple[str, str]] = deque()
-        self.last_trade_id: dict[str, int] = {}
+        self.poll_watermark: dict[str, int] = {}
         self._client_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.cum_qty: dict[tuple[str, str], Decimal] = {}  # (asset, venue order id) -> sum of fills delivered
 
@@ -33,13 +35,16 @@ class FillLedger:
         self._order.append(key)
         if len(self._order) > self._capacity:
             self._seen.discard(self._order.popleft())
+        return True
+
+    def polled(self, asset: str, trade_id: str) -> None:
+        """The poll has read this trade: the next poll starts after the highest such id."""
         try:
             numeric = int(trade_id)
         except ValueError:
-            return True
-        if numeric > self.last_trade_id.get(asset, -1):
-            self.last_trade_id[asset] = numeric
-        return True
+            return
+        if numeric > self.poll_watermark.get(asset, -1):
+            self.poll_watermark[asset] = numeric
 
     def seen(self, asset: str, trade_id: str) -> bool:
         return (asset, trade_id) in self._seen

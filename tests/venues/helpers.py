@@ -80,9 +80,19 @@ class SleepRecorder:
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        """Sleeps block until ``release()`` (e.g. keep a stream down while the test acts)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        await self._open.wait()
         await asyncio.sleep(0)
 
 
