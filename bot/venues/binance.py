@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,8 @@ from bot.venues.binance_dialect import BinanceDialect, endpoints, make_exchange_
 from bot.venues.binance_feed import BinanceMarketFeed
 from bot.venues.binance_user_stream import BinanceUserStream
 from bot.venues.cancel_on_disconnect import CancelOnDisconnect, DeadMansSwitch
-from bot.venues.ccxt_client import ExchangeFactory, ReadClient, TradeClient
+from bot.engine.clock import WallClock
+from bot.venues.ccxt_client import CcxtCall, ExchangeFactory, ReadClient, TradeClient
 from bot.venues.ccxt_venue import CcxtVenue, TradeCredentialsProvider
 from bot.venues.clock_sync import ClockSync
 from bot.venues.metrics import VenueMetrics
@@ -114,6 +116,40 @@ class BinanceLive:
             await self.feed.close()
             await self.cancel_on_disconnect.close()
             await self.venue.close()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPermissions:
+    """What the venue says one API key may do (Binance: ``GET /sapi/v1/account/apiRestrictions``)."""
+
+    fingerprint: str
+    can_read: bool
+    can_trade: bool
+    can_withdraw: bool
+    ip_restricted: bool
+
+
+async def fetch_key_permissions(settings: Settings, credentials: Credentials, *, exchange_factory: ExchangeFactory | None = None) -> KeyPermissions:
+    """Ask the venue what ``credentials`` may do, with that key itself (for ``bot keys verify``: the read key
+    must not trade, no key should withdraw). A one-off client, closed before returning."""
+    factory = exchange_factory or make_exchange_factory(settings.venue)
+    exchange = factory(credentials)
+    metrics = VenueMetrics()
+    call = CcxtCall(exchange, role=f"verify-{credentials.scope.value}", metrics=metrics, clock=WallClock(),
+                    secrets=(credentials.api_key.get_secret_value(), credentials.secret.get_secret_value()))
+    try:
+        offset = await call("fetch_time", exchange.fetch_time) - int(WallClock().now_ns() / 1e6)
+        exchange.options["timeDifference"] = -offset
+        answer = await call("api_restrictions", exchange.sapi_get_account_apirestrictions)
+    finally:
+        await call.close()
+    return KeyPermissions(
+        fingerprint=credentials.fingerprint(),
+        can_read=bool(answer.get("enableReading")),
+        can_trade=bool(answer.get("enableSpotAndMarginTrading")) or bool(answer.get("enableFixApiTrade")),
+        can_withdraw=bool(answer.get("enableWithdrawals")) or bool(answer.get("permitsUniversalTransfer")),
+        ip_restricted=bool(answer.get("ipRestrict")),
+    )
 
 
 def _fan_out(*targets: Callable[[Any], None] | None) -> Callable[[Any], None]:

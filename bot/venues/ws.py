@@ -96,7 +96,7 @@ class ReconnectingWebSocket:
                     ping_interval=self._ping_interval,
                     ping_timeout=self._ping_timeout,
                     open_timeout=self._open_timeout,
-                    close_timeout=2,
+                    close_timeout=min(2.0, self._ping_timeout),
                     max_size=2**22,
                     proxy=proxy,
                 ) as ws:

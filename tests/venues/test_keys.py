@@ -129,3 +129,15 @@ async def test_the_trade_client_is_rebuilt_when_the_key_changes(fake: FakeBinanc
         assert [r.api_key for r in fake.requests if r.method in ("POST", "DELETE") and r.path == "/api/v3/order"] == [TRADE_KEY, "trade-key-2"]
     finally:
         await h.live.stop()
+
+
+async def test_key_permissions_tell_the_read_key_from_the_trade_key(fake: FakeBinance) -> None:
+    from bot.venues.binance import fetch_key_permissions
+
+    settings = venue_settings(fake)
+    read = await fetch_key_permissions(settings, READ)
+    trade = await fetch_key_permissions(settings, TRADE)
+    assert (read.can_read, read.can_trade, read.can_withdraw) == (True, False, False)
+    assert (trade.can_read, trade.can_trade) == (True, True)
+    assert read.fingerprint == READ.fingerprint() and READ_KEY not in repr(read)
+    assert [r.api_key for r in fake.requests_for("GET", "/sapi/v1/account/apiRestrictions")] == [READ_KEY, TRADE_KEY]

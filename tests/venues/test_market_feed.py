@@ -188,3 +188,29 @@ async def test_depth_stream_gives_books(fake: FakeBinance) -> None:
 def test_depth_levels_are_validated() -> None:
     with pytest.raises(ValueError, match="depth_levels"):
         BinanceMarketFeed(ws_url="ws://127.0.0.1:1", assets=("BTC/USDT",), clock=ManualClock(), stale_after_s=1, depth_levels=7)
+
+
+async def test_heartbeat_detects_a_half_open_connection(fake: FakeBinance) -> None:
+    """The venue stops answering pings (and sending) without closing: the ping timeout declares it dead."""
+    statuses = Recorder()
+    feed = BinanceMarketFeed(
+        ws_url=fake.ws_url,
+        assets=("BTC/USDT",),
+        clock=ManualClock(T0),
+        stale_after_s=60.0,
+        ping_interval_s=0.05,
+        ping_timeout_s=0.1,
+        on_status=statuses,
+        sleep=SleepRecorder(),
+    )
+    await feed.start()
+    try:
+        await statuses.wait_for(is_status("market", True))
+        fake.stall_streams()
+        down = await statuses.wait_for(is_status("market", False))
+        assert down.code is ErrorCode.WS_STALE and "ping timeout" in down.reason
+        fake.resume_streams()
+        await statuses.wait_count(is_status("market", True), 2)  # reconnected
+        assert feed.ws.connections == 2
+    finally:
+        await feed.close()
