@@ -239,6 +239,11 @@ class CcxtVenue:
         """Submit once. VenueError(UNKNOWN_ORDER_STATUS / VENUE_UNAVAILABLE): the order may exist, look it up."""
         self._check_order_gate()
         inst, qty, price = self.prepare(request)
+        if qty != request.qty or price != request.limit_price:
+            # the OMS rounds with these same instruments: a change here means the two disagree
+            self.metrics.events["rounded_at_adapter"] += 1
+            log.warning("%s: %s rounded to the market grid before sending: qty %s -> %s, price %s -> %s",
+                        self.name, request.client_order_id, request.qty, qty, request.limit_price, price)
         order_type, params = self.dialect.order_params(request)
         trade = await self._trade_client()
         start = self.clock.monotonic_ns()
@@ -257,8 +262,10 @@ class CcxtVenue:
         report = self._report_from_order(request.asset, result, request.client_order_id, latency_ns=latency)
         if report.venue_order_id:
             self.ledger.remember_order(request.asset, report.venue_order_id, request.client_order_id)
+        cum = ZERO
         for raw in self.dialect.response_fills(result):
-            fill_report = await self._fill_from_response(inst, request, report, raw)
+            cum += self.dialect.decimal(raw.get("qty"), "fill.qty")
+            fill_report = await self._fill_from_response(inst, request, report, raw, cum)
             if fill_report is not None:
                 self._deliver(fill_report)
         return report
@@ -543,7 +550,9 @@ class CcxtVenue:
             return ZERO
         return value
 
-    async def _fill_from_response(self, inst: Instrument, request: OrderRequest, ack: ExecutionReport, raw: Mapping[str, Any]) -> ExecutionReport | None:
+    async def _fill_from_response(
+        self, inst: Instrument, request: OrderRequest, ack: ExecutionReport, raw: Mapping[str, Any], cum: Decimal
+    ) -> ExecutionReport | None:
         trade_id = str(raw.get("tradeId"))
         if not self.ledger.first_time(request.asset, trade_id):
             return None
@@ -576,7 +585,7 @@ class CcxtVenue:
             ts_ns=ack.ts_ns,
             local_ts_ns=self.clock.now_ns(),
             fill=fill,
-            cum_filled_qty=ack.cum_filled_qty,
+            cum_filled_qty=cum,
             seq=int(trade_id) if trade_id.isdigit() else None,
             latency_ns=ack.latency_ns,
         )
