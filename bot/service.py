@@ -36,7 +36,9 @@ from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
 from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
-from bot.oms.reconcile import Reconciler
+from bot.oms.reconcile import Reconciler, SchedulerSteps
+from bot.ops.incidents import RunInfo
+from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
 from bot.risk.engine import RiskEngine, RiskLimits
 from bot.risk.safety import Check, SafetyController, TradingState
 from bot.store.audit import AuditStore
@@ -119,7 +121,8 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    reconciler: Reconciler | None = None  # ops schedules reconciler.reconcile_once(engine.call) (docs/interfaces.md)
+    ops: OpsRuntime | None = None
+    reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
     safety: SafetyController | None = None
 
     @property
@@ -218,7 +221,18 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, reconciler=reconciler, safety=safety)
+    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
+    alerts = OutboxAlert(db, clock)
+    oms.rec.alert = alerts.alert
+    ops = OpsRuntime(
+        OpsDeps(
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
+            alert=alerts.alert, flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe,
+        )
+    )
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, reconciler=reconciler, safety=safety)
 
 
 def _mid(market: MarketState, asset: str) -> Decimal | None:
@@ -276,14 +290,13 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
-    background = [
-        asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
-        asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
-    ]
     if service.reconciler is not None:
-        # before trading: the venue's holdings become the baseline of the running sum of fills
+        # before trading and before the scheduler: the venue's holdings become the baseline of the running sum
         await service.reconciler.take_baseline(_call_now)
         await audit.flush()
+    ops = service.ops
+    if ops is not None:
+        await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -294,6 +307,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             exit_code = 1
     finally:
         log.info("stopping: intake closed, cancelling resting orders")
+        if ops is not None:
+            await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -307,9 +322,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         except Exception:
             log.exception("shutdown: cancelling resting orders failed")
             exit_code = 1
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        if ops is not None:
+            await ops.final_snapshot()
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
         await audit.flush()

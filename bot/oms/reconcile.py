@@ -21,8 +21,9 @@ Split in two so that REST I/O never runs inside the engine loop and the comparis
     dirty at once and, when it persists past the grace window into a later cycle, requests SAFE with an alert
     and an incident record; agreement cleans a dirty asset if the snapshot was taken after its last fill.
   The cancels it decides on are returned, and ``await engine.call(lambda: reconciler.act(result))`` sends them.
-- ``await reconciler.reconcile_once(engine.call)`` does all three; it is the one coroutine the scheduler
-  (bot/ops, issue 9) runs every ``oms.reconcile_interval_s``. ``await reconciler.take_baseline(engine.call)``
+- ``await reconciler.reconcile_once(engine.call)`` does all three in one coroutine; ``SchedulerSteps`` offers
+  the same as the fetch/apply pair the ops scheduler's ``ReconcileJob`` (issue 9) runs every
+  ``oms.reconcile_interval_s``. ``await reconciler.take_baseline(engine.call)``
   runs once at start-up, before trading: it records the holdings that no fill of this run made.
 """
 
@@ -390,7 +391,6 @@ class Reconciler:
             "reconciliation",
             {"venue": self.oms.venue_name, "asset": None, "ok": False, "internal_qty": None, "venue_qty": None, "code": code.value, "detail": f"fetch failed: {res.errors[0]}"},
         )
-        self.oms.check_timers()
         self.last_result = res
         return res
 
@@ -454,6 +454,31 @@ class Reconciler:
         if self.oms.gates.unknown_orders:
             return False, f"orders of unknown status: {', '.join(sorted(self.oms.gates.unknown_orders))}"
         return True, f"reconciled {len(res.assets)} asset(s)"
+
+
+class SchedulerSteps:
+    """The reconciler as the ops scheduler's ``ReconcileJob`` drives it: ``await fetch(venue)`` outside the
+    engine loop, then ``engine.call(lambda: steps.apply(snapshot))`` — ``apply`` returns a coroutine, which
+    ``Engine.call`` awaits inside the loop: the comparison and the cancels it decides, in one go."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+
+    async def fetch(self, venue: Venue | None = None) -> VenueSnapshot:
+        try:
+            return await self.reconciler.fetch(venue)
+        except Exception as exc:
+            self.reconciler.record_failure(exc)  # audited; the job counts failures and escalates
+            raise
+
+    def apply(self, snapshot: VenueSnapshot) -> Awaitable[ReconcileResult]:
+        return self._apply_and_act(snapshot)
+
+    async def _apply_and_act(self, snapshot: VenueSnapshot) -> ReconcileResult:
+        result = self.reconciler.apply(snapshot)
+        if result.cancels or result.zombies:
+            await self.reconciler.act(result)
+        return result
 
 
 async def reconcile_once(reconciler: Reconciler, engine_call: EngineCall, venue: Venue | None = None) -> ReconcileResult:
