@@ -29,7 +29,7 @@ from bot.domain.money import ZERO, fmt
 from bot.domain.order import OrderStatus
 from bot.domain.ports import Clock, ReportSink
 from bot.domain.streams import SequenceGap
-from bot.domain.venue import Balance, ExecutionReport, OrderRequest, VenueError, VenueOrder
+from bot.domain.venue import Balance, ExecutionReport, OrderRequest, PositionUpdate, VenueError, VenueOrder
 from bot.venues.ccxt_client import ReadClient, TradeClient
 from bot.venues.clock_sync import ClockSync
 from bot.venues.fills import FillLedger, fee_in_quote
@@ -386,7 +386,9 @@ class CcxtVenue:
     async def fetch_fills(self, asset: str, since_fill_id: str | None = None) -> Sequence[Fill]:
         """Trades after ``since_fill_id`` (all recent ones when None), oldest first, as Fills."""
         inst = self._instrument(asset)
-        last = int(since_fill_id) if since_fill_id is not None else None
+        last = int(since_fill_id) if since_fill_id is not None and since_fill_id.isdigit() else None
+        if since_fill_id is not None and last is None:
+            log.warning("%s: fill id %r is not a venue trade id: fetching recent trades instead", self.name, since_fill_id)
         trades = await self.read.fetch_my_trades(inst.symbol, self.dialect.trades_since_params(last), limit=1000)
         fills: list[Fill] = []
         for trade in sorted(trades, key=lambda t: int(t["id"])):
@@ -436,10 +438,14 @@ class CcxtVenue:
         return delivered
 
     # ------------------------------------------------------------------ mapping
-    def _deliver(self, report: ExecutionReport) -> None:
+    def _deliver(self, report: ExecutionReport | PositionUpdate) -> None:
         if self._sink is None:
             raise RuntimeError(f"{self.name}: no report sink set (set_report_sink before connect)")
         self._sink(report)
+
+    def deliver_position(self, update: PositionUpdate) -> None:
+        """The venue's own position (spot: base balance) from its stream, through the report sink."""
+        self._deliver(update)
 
     def deliver_stream_report(self, asset: str, report: ExecutionReport) -> bool:
         """For the user-data stream: deliver unless its fill was already delivered. True if delivered."""
