@@ -34,7 +34,7 @@ from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
 from bot.oms.orders import OrderManager
 from bot.ops.incidents import RunInfo
-from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.engine import RiskEngine, RiskLimits
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -190,14 +190,11 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
-    alerts = OutboxAlert(db, clock)
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired; then pass alert=notifier.alert, deliver_outbox=..., safety=..., arming=...,
+    # reconciler=..., venue=..., on_safe=... (docs/interfaces.md "Ops").
     ops = OpsRuntime(
-        OpsDeps(
-            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
-            alert=alerts.alert, flush=audit.flush,
-        )
+        OpsDeps(settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush)
     )
     return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops)
 

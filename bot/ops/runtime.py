@@ -9,6 +9,7 @@ reconciler -> no reconciliation job; no Telegram -> no outbox delivery job, and 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ class OpsDeps:
     db: AsyncEngine
     engine: Any  # bot.engine.loop.Engine
     run: RunInfo
-    alert: Alert
     flush: Callable[[], Awaitable[None]]
+    alert: Alert | None = None  # Notifier.alert; None = OutboxAlert (writes the outbox directly, and logs)
     reconciler: Reconciler | None = None
     venue: Any = None
     on_safe: OnSafe | None = None
@@ -51,6 +52,8 @@ class OpsDeps:
     expiry: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # name -> fn run inside the engine loop
     state_extra: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # e.g. trading_state, arming
     prices: PriceSource | None = None
+    safety: Any = None  # bot.risk.safety.SafetyController: incidents follow it, its state goes into snapshots
+    arming: Any = None  # bot.control.arming.Arming: its expiry is checked on schedule, its state snapshotted
     engine_call_timeout_s: float = 10.0
 
 
@@ -95,7 +98,7 @@ class OutboxAlert:
         log.log(level, "alert [%s] %s", key, text)
         now = clock_now(self.clock)
         try:
-            task = asyncio.get_running_loop().create_task(self._write(severity, f"{key}@{now:%Y%m%dT%H%M}", text[:4000], now))
+            task = asyncio.get_running_loop().create_task(self._write(severity, f"{key}@{now:%Y%m%dT%H%M}", html.escape(text[:4000], quote=False), now))
         except RuntimeError:
             return  # no loop (shutting down): the log line above is all we can do
         self._tasks.add(task)
@@ -118,16 +121,18 @@ class OpsRuntime:
         self.deps = deps
         s = deps.settings
         o = s.ops
+        self.outbox_alert = OutboxAlert(deps.db, deps.clock) if deps.alert is None else None
+        self.alert: Alert = deps.alert if deps.alert is not None else self.outbox_alert.alert  # type: ignore[union-attr]
         self.tz = ZoneInfo(o.timezone)
         self.prices = deps.prices if deps.prices is not None else RecordedPrices(s.market.record_dir)
-        self.scheduler = OpsScheduler(clock=deps.clock, alert=deps.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
+        self.scheduler = OpsScheduler(clock=deps.clock, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
         self.snapshots = SnapshotStore(
             o.snapshot_dir, keep=o.snapshot_keep, clock=deps.clock, run_id=deps.run.run_id, mode=deps.run.mode,
             version_hash=deps.run.version_hash, config_hash=deps.run.config_hash, db=deps.db,
         )
         self.reports = Reports(deps.db, s, deps.clock, self.prices, deps.flush)
         self.daily = DailySummaryJob(
-            db=deps.db, trigger=self.reports.trigger, clock=deps.clock, build=self._build_scheduled, alert=deps.alert, grace_s=o.misfire_grace_s, before=deps.flush,
+            db=deps.db, trigger=self.reports.trigger, clock=deps.clock, build=self._build_scheduled, alert=self.alert, grace_s=o.misfire_grace_s, before=deps.flush,
         )
         self.incidents = IncidentDesk(
             deps.db, clock=deps.clock, run=deps.run, tz=self.tz, state_provider=self._state, flush=deps.flush,
@@ -135,6 +140,19 @@ class OpsRuntime:
         )
         self.reconcile: ReconcileJob | None = None
         self.restored: Snapshot | None = None
+        self.expiry: dict[str, Callable[[], Any]] = dict(deps.expiry)
+        self.state_extra: dict[str, Callable[[], Any]] = dict(deps.state_extra)
+        if deps.safety is not None:
+            safety = deps.safety
+            safety.add_listener(self.incidents.on_state_change)  # SAFE / HALTED draft an incident report
+            safety.add_check(self.incidents.resume_check_item)  # spec 16.1: resume needs an incident report
+            self.state_extra.setdefault(
+                "trading_state", lambda: {"state": str(safety.state), "code": str(safety.code) if safety.code else None, "reason": safety.reason, "since_ns": safety.since_ns}
+            )
+        if deps.arming is not None:
+            arming = deps.arming
+            self.expiry.setdefault("arming", arming.check_expiry)
+            self.state_extra.setdefault("arming", lambda: {"armed": arming.expires_ns is not None, "expires_ns": arming.expires_ns, "armed_by": arming.armed_by})
         self._register()
 
     # ------------------------------------------------------------------ jobs
@@ -153,7 +171,7 @@ class OpsRuntime:
         if d.deliver_outbox is not None:
             sch.every("outbox", "alert delivery", d.deliver_outbox, s.ops.outbox_interval_s)
         sch.add("retention", "market data retention", self.retention, DailyAt(s.ops.retention_time, self.tz), grace_s=86_400)
-        if d.expiry:
+        if self.expiry:
             sch.every("expiry", "expiry of staged intents and arming", self._expire, s.ops.expiry_interval_s)
 
     async def in_engine(self, fn: Callable[[], Any]) -> Any:
@@ -165,7 +183,7 @@ class OpsRuntime:
 
     async def _expire(self) -> None:
         failures: list[str] = []
-        for name, fn in self.deps.expiry.items():
+        for name, fn in self.expiry.items():
             try:
                 await self.in_engine(fn)
             except Exception as exc:
@@ -174,7 +192,7 @@ class OpsRuntime:
             raise RuntimeError("; ".join(failures))
 
     def _state(self) -> dict[str, Any]:
-        return engine_state(self.deps.engine, self.deps.state_extra)
+        return engine_state(self.deps.engine, self.state_extra)
 
     async def snapshot_now(self) -> Snapshot:
         state = await self.in_engine(self._state)
@@ -198,6 +216,7 @@ class OpsRuntime:
         return await build_daily_summary(
             self.deps.db, day, self.tz, at=o.daily_summary_time, prices=self.prices, configured_mode=s.mode.value,
             outliers=o.summary_outliers, bucket_min=o.regime_bucket_min, trend_er=o.regime_trend_er, high_vol_mult=o.regime_high_vol_mult,
+            save_checkpoint=True,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,6 +229,7 @@ class OpsRuntime:
                 self.restored.path.name, self.restored.run_id[:8],
                 {a: p.get("qty") for a, p in (st.get("positions") or {}).items()} or "flat", len(st.get("open_orders") or []),
             )
+        await self.incidents.load()
         self.scheduler.start()
         if self.deps.settings.ops.daily_summary_enabled:
             try:
@@ -220,3 +240,5 @@ class OpsRuntime:
     async def stop(self, timeout_s: float) -> None:
         await self.scheduler.stop(timeout_s)
         await self.incidents.drain()
+        if self.outbox_alert is not None:
+            await self.outbox_alert.drain()
