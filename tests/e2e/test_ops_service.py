@@ -33,7 +33,7 @@ async def test_service_wires_the_scheduler_and_writes_a_final_snapshot(db: DB, t
     svc = await service.build(load_settings(cfg, env={}))
     ops = svc.ops
     assert ops is not None
-    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "snapshot", "daily-summary", "retention"}
+    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "reconcile", "snapshot", "daily-summary", "retention"}
     assert await service.run(svc, install_signals=False) == 0
     assert not ops.scheduler.running
     snap = ops.snapshots.latest_valid()
@@ -57,9 +57,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     operator enters a root cause -> resume closes the incident; arming expires on the scheduled job; the
     snapshot carries trading state and arming."""
     from bot.control.arming import Arming
-    from bot.ops.incidents import RunInfo
-    from bot.ops.runtime import OpsDeps, OpsRuntime
-    from bot.risk.safety import SafetyController, TradingState
+    from bot.risk.safety import TradingState
 
     cfg = tmp_path / "bot.toml"
     cfg.write_text(
@@ -70,16 +68,10 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     engine = db.engine()
     await migrate.upgrade(engine)
     svc = await service.build(load_settings(cfg, env={}))
-    safety = SafetyController(svc.audit, svc.clock)
+    safety, ops = svc.safety, svc.ops
+    assert safety is not None and ops is not None  # the service wires the incident desk to its SafetyController
     arming = Arming(svc.clock, svc.audit, max_ttl_s=3600)
-    alerts: list[tuple[str, str, str]] = []
-    ops = OpsRuntime(
-        OpsDeps(
-            settings=svc.settings, clock=svc.clock, db=svc.db, engine=svc.engine, run=RunInfo(svc.run_id, "DRY_RUN", svc.version, svc.loaded.hash),
-            alert=lambda *a: alerts.append(a), flush=svc.audit.flush, safety=safety, arming=arming,
-        )
-    )
-    svc.ops = ops
+    ops.attach_arming(arming)  # what the control plane's wiring does
     assert "expiry" in ops.scheduler.runners
     import asyncio
 
@@ -116,7 +108,6 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     finally:
         await engine.dispose()
     assert keys == [f"incident:{inc.incident_id}:open", f"incident:{inc.incident_id}:close"]
-    assert alerts == []
 
 
 async def test_a_failing_job_alerts_the_operator_through_the_outbox(db: DB, tmp_path: Path) -> None:
