@@ -11,9 +11,11 @@ import asyncio
 import hashlib
 import logging
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,17 @@ from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class,
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
-from bot.strategies.manual import ManualStrategy
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
+from bot.oms.reconcile import Reconciler, SchedulerSteps
+from bot.ops.incidents import RunInfo
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.safety import Check, SafetyController, TradingState
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.migrate import check_schema
+from bot.strategies.manual import ManualStrategy
 
 log = logging.getLogger("bot.service")
 
@@ -130,8 +137,11 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    recorder: MarketRecorder | None = None
-    start_ns: int = 0
+    ops: OpsRuntime | None = None
+    reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
+    safety: SafetyController | None = None
+    recorder: MarketRecorder | None = None  # market data recording (DRY_RUN, LIVE)
+    start_ns: int = 0  # the clock at build: where a replay's injected clock starts
 
     @property
     def settings(self) -> Settings:
@@ -149,7 +159,7 @@ async def build(
 ) -> Service:
     """Build everything for the configured mode. REPLAY needs ``clock`` (an injected ManualClock: never wall
     time) and ``feed`` (recorded data); ``bot replay`` passes them, plus the recorded run's ``id_prefix`` so
-    intent ids come out the same."""
+    intent and order ids come out the same."""
     s = loaded.settings
     if s.mode is Mode.LIVE:
         raise StartupError(
@@ -172,6 +182,11 @@ async def build(
             raise StartupError(str(exc)) from None
     elif feed is None and s.market.feed == "venue":
         raise StartupError("market.feed = 'venue' needs the live venue adapter, which this build does not have")
+    if clock is None and s.market.venue == "sim":
+        # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
+        # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
+        syn = s.market.synthetic
+        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
@@ -193,7 +208,7 @@ def _assemble(
     )
     instruments = sim_instruments(s)
     syn = s.market.synthetic
-    start_ns = parse_utc(syn.start_ts) if syn.start_ts and s.market.feed == "synthetic" else clock.now_ns()
+    start_ns = clock.now_ns()
     # the simulated venue lives in event time in every mode: its clock follows the market data it is fed
     sim_clock = clock if isinstance(clock, ManualClock) else ManualClock(start_ns)
     sim = s.sim
@@ -208,10 +223,29 @@ def _assemble(
         fill_on_touch=sim.fill_on_touch,
         enforce_balances=sim.enforce_balances,
         history=sim.history,
+        follow_clock=sim_clock is not clock,  # the engine already moves a clock it shares with the venue
     )
     portfolio = Portfolio()
     market = MarketState()
-    oms = OrderManager(venue=venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
+    safety = SafetyController(audit, clock)
+    id_prefix = id_prefix or run_id[:12]  # from the run id: client order ids stay unique across restarts
+    oms = OrderManager(
+        venue=venue,
+        venue_name=venue.name,
+        portfolio=portfolio,
+        audit=audit,
+        clock=clock,
+        instruments=instruments,
+        limits=OmsLimits.from_mapping(s.oms),
+        on_safe=lambda code, reason: safety.enter(TradingState.SAFE, code, reason),
+        id_prefix=id_prefix,
+        fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
+        feed=None,  # the simulated venue delivers reports in-process: no stream to watch
+        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+    )
+    reconciler = Reconciler(oms)
+    safety.add_check(lambda: Check("positions_reconciled", *reconciler.resume_check()))
     risk = RiskEngine(
         RiskLimits(
             max_trade_qty=s.risk.max_trade_qty,
@@ -233,12 +267,13 @@ def _assemble(
         strategies=strategies,
         strategy_meta=meta,
         gate=AutoGate(),
-        id_prefix=id_prefix or run_id[:8],
+        id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
     engine.book_listeners.append(venue.on_book)
+    engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     recorder = None
     if s.market.record and s.mode is not Mode.REPLAY:
         recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
@@ -257,7 +292,39 @@ def _assemble(
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, recorder=recorder, start_ns=clock.now_ns())
+    svc = Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, reconciler=reconciler, safety=safety, recorder=recorder,
+        start_ns=start_ns,
+    )
+    if s.mode is Mode.REPLAY:
+        # no scheduler in REPLAY: its wall-time jobs (reconciliation, snapshots, reports) would call into the
+        # engine at moments no recording holds, and a replay is reproducible only from its events
+        return svc
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
+    svc.ops = OpsRuntime(
+        OpsDeps(
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
+        )
+    )
+    oms.rec.alert = svc.ops.alert
+    return svc
+
+
+
+
+def _mid(market: MarketState, asset: str) -> Decimal | None:
+    tick = market.last.get(asset)
+    return tick.mid if tick is not None else None
+
+
+async def _call_now(fn: Any) -> Any:
+    """``engine.call`` before the engine loop runs (start-up: nothing else can be changing state)."""
+    result = fn()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
 
 
 def run_start_data(service: Service) -> dict[str, Any]:
@@ -323,10 +390,19 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
-    background = [
-        asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
-        asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
-    ]
+    if service.reconciler is not None:
+        # before trading and before the scheduler: the venue's holdings become the baseline of the running sum
+        await service.reconciler.take_baseline(_call_now)
+        await audit.flush()
+    ops = service.ops
+    background: list[asyncio.Task[None]] = []
+    if ops is not None:
+        await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
+    else:  # REPLAY: the heartbeat and the periodic audit flush only (neither decides anything)
+        background += [
+            asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
+            asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
+        ]
     if service.recorder is not None:
         background.append(asyncio.create_task(_every(stop, 1.0, service.recorder.flush), name="market-data-flush"))
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
@@ -339,6 +415,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             exit_code = 1
     finally:
         log.info("stopping: intake closed, cancelling resting orders")
+        if ops is not None:
+            await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -355,9 +433,11 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        log.info(engine.heartbeat_line())
         if service.recorder is not None:
             service.recorder.close()
+        if ops is not None:
+            await ops.final_snapshot()
+        log.info(engine.heartbeat_line())
         c = engine.counters
         audit.record(
             "run",

@@ -50,7 +50,7 @@ from bot.domain.market import Book, Tick
 from bot.domain.money import ZERO
 from bot.domain.order import OrderStatus
 from bot.domain.ports import Clock, ReportSink
-from bot.domain.venue import Balance, ExecutionReport, OrderRequest, VenueError, VenueOrder
+from bot.domain.venue import Balance, ExecutionReport, OrderRequest, PositionUpdate, VenueError, VenueOrder
 
 # Binance's answers (code, message) for what the simulated venue refuses.
 DUPLICATE_ORDER = ("-2010", "Duplicate order sent.")
@@ -144,6 +144,7 @@ class SimulatedVenue:
         fill_on_touch: bool = True,
         enforce_balances: bool = True,
         history: int = 10_000,
+        follow_clock: bool = True,
     ) -> None:
         if ack_latency_ns < 0 or latency_jitter_ns < 0:
             raise ValueError("latencies must not be negative")
@@ -152,7 +153,8 @@ class SimulatedVenue:
         self.name = name
         self._instruments = dict(instruments)
         self._clock = clock
-        self._observe = getattr(clock, "observe", None)
+        # the venue moves its clock with the market data, unless its owner (the engine, sharing it) already does
+        self._observe = getattr(clock, "observe", None) if follow_clock else None
         self._sink: ReportSink | None = None
         self._assets = {a: _AssetState(i) for a, i in self._instruments.items()}
         self._open: dict[str, _SimOrder] = {}  # client order id -> open (or in-flight) order
@@ -310,11 +312,12 @@ class SimulatedVenue:
         return out
 
     async def get_positions(self) -> Mapping[str, Decimal]:
-        """Signed sum of this venue's fills per asset since it started (base quantity; contracts for derivatives)."""
-        return dict(sorted(self._positions.items()))
+        """Per instrument: spot = total base balance (what a spot venue holds), derivatives = signed contracts."""
+        return {a: self._venue_position(st) for a, st in sorted(self._assets.items())}
 
     async def fetch_position_snapshot(self, asset: str) -> Decimal:
-        return self._positions.get(asset, ZERO)
+        state = self._assets.get(asset)
+        return ZERO if state is None else self._venue_position(state)
 
     async def fetch_fills(self, asset: str, since_fill_id: str | None = None) -> Sequence[Fill]:
         fills = list(self._fills.get(asset, ()))
@@ -571,6 +574,15 @@ class SimulatedVenue:
         else:
             order.status = status = OrderStatus.PARTIALLY_FILLED
         self._emit(self._report(order, status, fill=fill))
+        # the venue's position stream (spec 10 subscribe_positions): what confirms the OMS's dirty position
+        self._emit(PositionUpdate(self.name, req.asset, self._venue_position(state), now, now))
+
+    def _venue_position(self, state: _AssetState) -> Decimal:
+        """The venue's own position semantics: spot = total base balance (free + locked), derivatives = contracts."""
+        inst = state.inst
+        if inst.semantics is PositionSemantics.SPOT:
+            return self._total.get(inst.base, ZERO)
+        return self._positions.get(inst.symbol, ZERO)
 
     def _report(
         self,
@@ -598,7 +610,7 @@ class SimulatedVenue:
             latency_ns=latency_ns,
         )
 
-    def _emit(self, report: ExecutionReport) -> None:
+    def _emit(self, report: ExecutionReport | PositionUpdate) -> None:
         if self._sink is None:
             raise RuntimeError("simulated venue: no report sink set")
         self._sink(report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,19 @@ id = "quote"
 name = "quote"
 params = { order_qty = "0.001", sigma_min_samples = 3, sigma_window = 5, fee = "0", inventory_cap = "0.01" }
 """
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The command configures logging for a process (root handler on the then-captured stderr): undo it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)
 
 
 async def record_dry_run(db: DB, tmp_path: Path, *, ticks: int = 3000, extra: str = "") -> tuple[Path, str]:

@@ -11,7 +11,7 @@ from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.intent import OrderType, Side, TimeInForce
 from bot.domain.market import Book, BookLevel, Tick
 from bot.domain.order import OrderStatus
-from bot.domain.venue import ExecutionReport, OrderRequest, VenueError
+from bot.domain.venue import ExecutionReport, OrderRequest, PositionUpdate, VenueError
 from bot.engine.clock import ManualClock
 from bot.engine.sim_venue import SimulatedVenue
 
@@ -28,8 +28,12 @@ class Harness:
         balances = kwargs.pop("balances", {"USDT": D("1000000"), "BTC": D("10")})
         self.venue = SimulatedVenue({"BTC/USDT": BTC}, self.clock, balances=balances, **kwargs)  # type: ignore[arg-type]
         self.reports: list[ExecutionReport] = []
-        self.venue.set_report_sink(self.reports.append)
+        self.positions: list[PositionUpdate] = []
+        self.venue.set_report_sink(self._sink)
         self.n = 0
+
+    def _sink(self, event: ExecutionReport | PositionUpdate) -> None:
+        (self.positions if isinstance(event, PositionUpdate) else self.reports).append(event)  # type: ignore[arg-type]
 
     def tick(self, bid: str, ask: str, bid_size: str = "1", ask_size: str = "1", *, at_ms: int | None = None) -> None:
         self.n += 1
@@ -64,6 +68,8 @@ async def test_resting_limit_fills_as_maker_when_the_ask_crosses_it() -> None:
     assert h.fills() == [(D("0.01"), D("60000.00"), True, D("0.6"))]
     assert h.statuses("b1")[-1] is OrderStatus.FILLED
     assert h.venue.open_order_count() == 0
+    # the position stream follows the fill: spot semantics, the total base balance (10 held + 0.01 bought)
+    assert [(u.asset, u.qty) for u in h.positions] == [("BTC/USDT", D("10.01"))]
 
 
 async def test_touch_fills_unless_a_strict_cross_is_configured() -> None:
@@ -169,7 +175,7 @@ async def test_fees_maker_taker_and_gas() -> None:
     clock = ManualClock(0)
     venue = SimulatedVenue({"ETH/USDT": inst}, clock, balances={"USDT": D("100000"), "ETH": D("10")})
     reports: list[ExecutionReport] = []
-    venue.set_report_sink(reports.append)
+    venue.set_report_sink(lambda e: reports.append(e) if isinstance(e, ExecutionReport) else None)
     venue.on_tick(Tick("ETH/USDT", D("1999.99"), D("10"), D("2000.00"), D("10"), 1, 1, 1))
     await venue.place_order(OrderRequest("t", "ETH/USDT", Side.BUY, D("1"), OrderType.MARKET, None, TimeInForce.GTC))
     await venue.place_order(OrderRequest("m", "ETH/USDT", Side.SELL, D("1"), OrderType.LIMIT, D("2001.00"), TimeInForce.GTC))
@@ -179,7 +185,7 @@ async def test_fees_maker_taker_and_gas() -> None:
     balances = await venue.get_balances()
     # quote: 100000 - 2000 - 2.5 + 2001 - 0.2999 = 99998.2001 ; base unchanged after buy 1, sell 1
     assert balances["USDT"].free == D("99998.2001") and balances["ETH"].total == D("10")
-    assert await venue.get_positions() == {"ETH/USDT": D("0")}
+    assert await venue.get_positions() == {"ETH/USDT": D("10")}  # spot: the venue's position is its base balance
 
 
 @pytest.mark.parametrize(
