@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
 from bot.config import LoadedConfig, Settings
+from bot.control.arming import Arming
 from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
@@ -29,11 +30,16 @@ from bot.engine.clock import WallClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
+from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
 from bot.oms.orders import OrderManager
-from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.drawdown import AccountValue
+from bot.risk.engine import RiskEngine
+from bot.risk.limits import limits_from_settings
+from bot.risk.safety import RECOVERY_CHECKLIST, SafetyController, TradingState
+from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.migrate import check_schema
@@ -113,6 +119,8 @@ class Service:
     engine: Engine
     venue: Any
     feed: MarketFeed
+    risk: RiskRuntime
+    arming: Arming
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -145,14 +153,13 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
     portfolio = Portfolio()
     market = MarketState()
-    oms = OrderManager(venue=venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
-    risk = RiskEngine(
-        RiskLimits(
-            max_trade_qty=s.risk.max_trade_qty,
-            max_order_notional=s.risk.max_order_notional,
-            max_position_qty=s.risk.max_position_qty,
-            allowed_assets=dict(s.risk.allowed_assets),
-        )
+    tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
+    oms = OrderManager(venue=tap, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
+    risk = RiskEngine(limits_from_settings(s.risk), safety, assets=s.market.assets, start_ns=clock.monotonic_ns())
+    first = next(iter(instruments.values()))
+    account = None if s.risk.account_value is not None else AccountValue(
+        s.sim.balances, first.quote, {i.base: a for a, i in instruments.items() if i.quote == first.quote}
     )
     strategies, meta = build_strategies(s)
     engine = Engine(
@@ -172,6 +179,15 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     )
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
+    runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
+    connect_tap(tap, runtime)
+    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+
+    def revoke_arming(old: TradingState, new: TradingState, code: Any, reason: str) -> None:
+        if new is not TradingState.ACTIVE:  # any automatic halt revokes arming: LIVE needs a human re-arm
+            arming.disarm(f"trading state {new.value}: {reason}")
+
+    safety.add_listener(revoke_arming)
     if feed is None:
         syn = s.market.synthetic
         first = next(iter(instruments.values()))
@@ -187,7 +203,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming)
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -235,6 +251,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     background = [
         asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
         asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
+        # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
+        asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer"),
     ]
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
@@ -271,6 +289,10 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
     return exit_code
+
+
+def _noop() -> None:
+    return None
 
 
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:
