@@ -294,12 +294,36 @@ class KeysSettings(Section):
 
 
 class OpsSettings(Section):
-    timezone: str = "UTC"
-    daily_summary_time: dtime = dtime(21, 0)
+    timezone: str = Field("UTC", description="IANA time zone of the daily summary and retention times, e.g. Europe/Berlin")
+    daily_summary_time: dtime = Field(dtime(21, 0), description="local time the daily summary is sent; a report day ends here")
+    daily_summary_enabled: bool = True
     snapshot_interval_s: int = Field(3600, ge=10, le=86_400)
     snapshot_keep: int = Field(48, ge=1, le=10_000)
     snapshot_dir: Path = Path("./var/snapshots")
-    misfire_grace_s: int = Field(300, ge=1, le=86_400)
+    misfire_grace_s: int = Field(300, ge=1, le=86_400, description="a job that could not start on time still runs this late (once)")
+    outbox_interval_s: float = Field(2.0, ge=0.2, le=60, description="how often pending alerts are handed to the Telegram delivery")
+    expiry_interval_s: float = Field(1.0, ge=0.2, le=60, description="how often staged intents and arming are checked for expiry")
+    reconcile_timeout_s: float = Field(20.0, ge=1, le=300, description="a reconciliation fetch taking longer is abandoned (and counted as failed)")
+    reconcile_max_failures: int = Field(3, ge=1, le=100, description="consecutive failed reconciliations that put the bot in SAFE")
+    retention_time: dtime = Field(dtime(3, 30), description="local time of the daily market data retention run")
+    job_alert_repeat_s: int = Field(600, ge=10, le=86_400, description="a job that keeps failing is re-alerted at most this often")
+    summary_outliers: int = Field(5, ge=1, le=50, description="slippage outliers listed in the daily summary")
+    regime_bucket_min: int = Field(60, ge=5, le=1440, description="length of a regime bucket of the daily summary")
+    regime_trend_er: float = Field(0.5, gt=0, lt=1, description="efficiency ratio at or above which a bucket is a trend")
+    regime_high_vol_mult: float = Field(2.0, gt=1, le=100, description="bucket volatility above this multiple of the day's median is high-vol")
+    incident_lookback_s: int = Field(900, ge=60, le=86_400, description="audit timeline included in an incident draft")
+    incident_requires_root_cause: bool = Field(True, description="resume needs the open incident's root cause filled in by a person")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')") from None
+        return v
 
 
 class LoggingSettings(Section):

@@ -35,10 +35,12 @@ from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
 from bot.oms.orders import OrderManager
+from bot.ops.incidents import RunInfo
+from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
-from bot.risk.safety import RECOVERY_CHECKLIST, SafetyController, TradingState
+from bot.risk.safety import INCIDENT_RECORDED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -122,6 +124,7 @@ class Service:
     risk: RiskRuntime
     arming: Arming
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    ops: OpsRuntime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -203,7 +206,26 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming)
+    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
+    alerts = OutboxAlert(db, clock)
+    ops = OpsRuntime(
+        OpsDeps(
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
+            alert=alerts.alert, flush=audit.flush, on_safe=runtime.on_safe,
+            state_extra={"trading_state": lambda: safety.state.value, "risk": runtime.status, "armed": arming.is_armed},
+        )
+    )
+    runtime.notifier = alerts  # risk alerts (kill switches, halts, breaches) go to the operator through the outbox
+    # incidents: a halt drafts one; resume needs it (spec 16.1 "any incident report drafted")
+    safety.add_listener(ops.incidents.on_state_change)
+
+    async def incident_recorded() -> Check:
+        ok, detail = await ops.incidents.resume_check()
+        return Check(INCIDENT_RECORDED, ok, detail)
+
+    safety.provide_check(INCIDENT_RECORDED, incident_recorded)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops)
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -248,12 +270,11 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
-    background = [
-        asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
-        asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
-        # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
-        asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer"),
-    ]
+    ops = service.ops
+    if ops is not None:
+        await ops.start()  # the scheduler: heartbeat, audit flush, snapshots, daily summary, retention...
+    # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
+    risk_timer = asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer")
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -264,6 +285,10 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             exit_code = 1
     finally:
         log.info("stopping: intake closed, cancelling resting orders")
+        if ops is not None:
+            await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
+        risk_timer.cancel()
+        await asyncio.gather(risk_timer, return_exceptions=True)
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -277,9 +302,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         except Exception:
             log.exception("shutdown: cancelling resting orders failed")
             exit_code = 1
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        if ops is not None:
+            await ops.final_snapshot()
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
         await audit.flush()

@@ -388,8 +388,9 @@ class RiskRuntime:
         await self.engine.handle_pending()
         return n
 
-    def resume(self, by: str, scope: str = "global") -> tuple[bool, list[Check]]:
-        return self.risk.safety.resume(by, scope)
+    async def resume(self, by: str, scope: str = "global") -> tuple[bool, list[Check]]:
+        """The human resume (spec 16.1): every check must pass. LIVE still needs a fresh arming afterwards."""
+        return await self.risk.safety.resume_async(by, scope)
 
     def confirm_limits(self, by: str) -> None:
         lim = self.risk.limits

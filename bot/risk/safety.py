@@ -20,8 +20,9 @@ the OMS; incident recorded: ops); a required slot nobody filled fails, so resume
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -71,7 +72,7 @@ class ScopeState:
 
 Listener = Callable[[TradingState, TradingState, ErrorCode | None, str], None]
 ScopeListener = Callable[[str, TradingState, TradingState, ErrorCode | None, str], None]
-CheckFn = Callable[[], Check]
+CheckFn = Callable[[], Check | Awaitable[Check]]  # asynchronous checks (a database lookup) need resume_async
 
 
 class SafetyController:
@@ -152,30 +153,64 @@ class SafetyController:
         """Manual or automatic kill: SAFE immediately. The caller cancels resting orders."""
         return self.enter(TradingState.SAFE, ErrorCode.KILL_SWITCH, reason, scope)
 
-    def resume_checks(self) -> list[Check]:
-        results: list[Check] = []
-        for name, fn in self._slots.items():
-            if fn is None:
-                results.append(Check(name, False, "not wired: no part of this build provides this check (fail closed)"))
-            else:
-                results.append(self._run(fn, name))
-        for fn in self._checks:
-            results.append(self._run(fn, getattr(fn, "__name__", "check")))
-        return results
+    def _all_checks(self) -> list[tuple[str, CheckFn | None]]:
+        return list(self._slots.items()) + [(getattr(fn, "__name__", "check"), fn) for fn in self._checks]
 
     @staticmethod
-    def _run(fn: CheckFn, name: str) -> Check:
-        try:
-            return fn()
-        except Exception as exc:  # a check that cannot run is a failed check (fail closed)
-            return Check(name, False, f"check failed to run: {type(exc).__name__}")
+    def _not_wired(name: str) -> Check:
+        return Check(name, False, "not wired: no part of this build provides this check (fail closed)")
+
+    def resume_checks(self) -> list[Check]:
+        """Run the checklist synchronously; an asynchronous check fails here (use ``resume_checks_async``)."""
+        results: list[Check] = []
+        for name, fn in self._all_checks():
+            if fn is None:
+                results.append(self._not_wired(name))
+                continue
+            try:
+                r = fn()
+            except Exception as exc:  # a check that cannot run is a failed check (fail closed)
+                results.append(Check(name, False, f"check failed to run: {type(exc).__name__}"))
+                continue
+            if inspect.isawaitable(r):
+                if inspect.iscoroutine(r):
+                    r.close()
+                results.append(Check(name, False, "asynchronous check: resume through resume_async"))
+            else:
+                results.append(r)
+        return results
+
+    async def resume_checks_async(self) -> list[Check]:
+        results: list[Check] = []
+        for name, fn in self._all_checks():
+            if fn is None:
+                results.append(self._not_wired(name))
+                continue
+            try:
+                r = fn()
+                if inspect.isawaitable(r):
+                    r = await r
+                results.append(r)
+            except Exception as exc:  # fail closed
+                results.append(Check(name, False, f"check failed to run: {type(exc).__name__}"))
+        return results
 
     def resume(self, by: str, scope: str = GLOBAL) -> tuple[bool, list[Check]]:
         """Back to ACTIVE if every check passes. LIVE still needs a fresh arming afterwards (arming is separate)."""
+        if self.state_of(scope) is TradingState.ACTIVE:
+            return True, []
+        return self._decide(by, scope, self.resume_checks())
+
+    async def resume_async(self, by: str, scope: str = GLOBAL) -> tuple[bool, list[Check]]:
+        """``resume`` with asynchronous checks awaited (run it inside the engine loop: ``engine.call``)."""
+        if self.state_of(scope) is TradingState.ACTIVE:
+            return True, []
+        return self._decide(by, scope, await self.resume_checks_async())
+
+    def _decide(self, by: str, scope: str, checks: list[Check]) -> tuple[bool, list[Check]]:
         current, code, _, _ = self.describe(scope)
         if current is TradingState.ACTIVE:
-            return True, []
-        checks = self.resume_checks()
+            return True, checks
         if not all(c.ok for c in checks):
             missing = ", ".join(f"{c.name} ({c.detail})" if c.detail else c.name for c in checks if not c.ok)
             self._audit.record(

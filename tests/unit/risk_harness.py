@@ -221,5 +221,12 @@ class Harness:
         """The operator path: risk at execution, then the OMS (what a confirmed intent does)."""
         return await self.engine.call(lambda: self.engine.execute_confirmed(intent))
 
+    async def resume(self, by: str = "alice", scope: str = "global") -> tuple[bool, list[Any]]:
+        """The operator's resume, inside the engine loop (as the control plane calls it)."""
+        return await self.engine.call(lambda: self.runtime.resume(by, scope))
+
+    async def confirm_limits(self, by: str = "alice") -> None:
+        await self.engine.call(lambda: self.runtime.confirm_limits(by))
+
     def orders_sent(self) -> list[dict[str, Any]]:
         return self.audit.of("order")

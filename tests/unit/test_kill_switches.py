@@ -60,7 +60,7 @@ async def test_kill_file_created_mid_run_stops_orders_and_cancels_resting(tmp_pa
         await h.px("59999.99", "60000.01")
         assert s.ticks == ticks_seen + 1 and h.safety.state is TradingState.SAFE
         assert len(h.orders_sent()) == sent_by_current_iteration  # its intents are refused (SAFE)
-        ok, checks = h.runtime.resume("alice")
+        ok, checks = await h.resume("alice")
         assert not ok and {c.name for c in checks if not c.ok} >= {"positions_reconciled", "incident_recorded", "limits_confirmed"}
 
 
@@ -95,7 +95,7 @@ async def test_stale_asset_blocks_then_recovers_with_hysteresis_and_all_stale_is
         await h.idle(advance_ms=10_000)
         assert h.safety.state is TradingState.SAFE and h.safety.code is ErrorCode.MARKET_DATA_STALE
         assert h.oms.live == {}
-        ok, checks = h.runtime.resume("alice")
+        ok, checks = await h.resume("alice")
         fresh = next(c for c in checks if c.name == "market_data_fresh")
         assert not ok and not fresh.ok and "BTC/USDT" in fresh.detail
         # data back and flowing: the freshness check passes (the state still needs the human resume)
@@ -245,12 +245,12 @@ async def test_resume_after_an_automated_kill_waits_for_the_cooldown_and_rebases
         assert h.portfolio.qty(BTC) == D("0.5")  # gradually: one slice per flatten.interval_s
         await h.idle(advance_ms=1)
         assert h.portfolio.qty(BTC) == 0 and [r["to_state"] for r in h.audit.transitions("flatten")] == ["STARTED", "DONE"]
-        h.runtime.confirm_limits("alice")
-        ok, checks = h.runtime.resume("alice")
+        await h.confirm_limits("alice")
+        ok, checks = await h.resume("alice")
         assert not ok and [c.name for c in checks if not c.ok] == ["kill_cooldown_elapsed"]
         await h.idle(advance_ms=600_000)
-        h.runtime.confirm_limits("alice")
-        ok, _ = h.runtime.resume("alice")
+        await h.confirm_limits("alice")
+        ok, _ = await h.resume("alice")
         assert ok and h.safety.state is TradingState.ACTIVE
         await h.idle(advance_ms=200)
         assert h.safety.state is TradingState.ACTIVE  # the peak was re-based: the old drawdown does not re-fire
