@@ -213,7 +213,10 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
             alert=alerts.alert, flush=audit.flush, on_safe=runtime.on_safe,
-            state_extra={"trading_state": lambda: safety.state.value, "risk": runtime.status, "armed": arming.is_armed},
+            state_extra={
+                "trading_state": runtime.status,
+                "arming": lambda: {"armed": arming.is_armed(), "by": arming.armed_by, "remaining_s": arming.remaining_s()},
+            },
         )
     )
     runtime.notifier = alerts  # risk alerts (kill switches, halts, breaches) go to the operator through the outbox
