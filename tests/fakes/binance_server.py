@@ -72,6 +72,9 @@ Fault injection (``path`` is ``"/api/v3/order"``, the short ``"order"``, or ``"*
     ``pause_streams(buffer=False)`` / ``resume_streams()`` connections stay open, nothing is
         sent; messages meanwhile are dropped (``buffer=False``: clients see a gap in ``u``)
         or delivered on resume (``buffer=True``). ``dropped_messages`` counts drops.
+    ``stall_streams()`` half-open connections: the server stops reading from every open WS
+        connection (a client's ping is never answered) and sends nothing (like ``pause_streams``);
+        nothing is closed. A client with a ping timeout notices; ``resume_streams()`` ends it.
     ``gap_next_stream_update(symbol=None, size=1)`` the next book update id skips ``size`` ids
         (a sequence gap in bookTicker ``u`` and depth ``U``/``u``).
     ``duplicate_next_execution_report(times=1)`` the next executionReport(s) are sent twice.
@@ -88,6 +91,8 @@ REST endpoints (under ``/api/v3``)
     public: GET ping, time, exchangeInfo, ticker/24hr, ticker/bookTicker, ticker/price, depth
     API key only: POST/PUT/DELETE userDataStream
     signed (USER_DATA): GET account, order, openOrders, allOrders, myTrades
+    signed, under ``/sapi/v1``: GET account/apiRestrictions (the key's permissions:
+    ``enableSpotAndMarginTrading`` is the key's ``can_trade``; reading on, withdrawals off)
     signed (TRADE, needs ``can_trade``): POST order, DELETE order, DELETE openOrders
     Anything else answers 404 text/plain "fake-binance: no route ...", so stray calls show.
 
@@ -363,6 +368,7 @@ class StreamClient:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     writer: asyncio.Task | None = None
     sent: int = 0
+    stalled: bool = False
 
     @property
     def kind(self) -> str:
@@ -689,6 +695,20 @@ class FakeBinance:
     def resume_streams(self) -> None:
         self._pause = None
         self._flowing.set()
+        for client in self._clients:
+            transport = client.request.transport
+            if transport is not None and client.stalled:
+                client.stalled = False
+                transport.resume_reading()
+
+    def stall_streams(self) -> None:
+        """Half-open connections: stop reading (pings unanswered) and sending; close nothing."""
+        self.pause_streams()
+        for client in self._clients:
+            transport = client.request.transport
+            if transport is not None and not client.stalled:
+                client.stalled = True
+                transport.pause_reading()
 
     def duplicate_next_execution_report(self, times: int = 1) -> None:
         self._duplicate_reports += times
@@ -1022,6 +1042,14 @@ class FakeBinance:
         return listen_key
 
     # ------------------------------------------------------------------ signed REST
+    def _h_api_restrictions(self, params, key: ApiKey) -> dict:
+        return {"ipRestrict": False, "createTime": 1_700_000_000_000, "enableReading": True,
+                "enableSpotAndMarginTrading": key.can_trade, "enableWithdrawals": False,
+                "enableInternalTransfer": False, "enableMargin": False, "enableFutures": False,
+                "permitsUniversalTransfer": False, "enableVanillaOptions": False,
+                "enableFixApiTrade": False, "enableFixReadOnly": False,
+                "enablePortfolioMarginTrading": False}
+
     def _h_account(self, params, key: ApiKey) -> dict:
         balances = self.engine.balances.get(key.account, {})
         assets = set(balances)
@@ -1224,6 +1252,7 @@ _ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/v3/openOrders"): ("_h_cancel_open_orders", TRADE),
     ("GET", "/api/v3/allOrders"): ("_h_all_orders", SIGNED),
     ("GET", "/api/v3/myTrades"): ("_h_my_trades", SIGNED),
+    ("GET", "/sapi/v1/account/apiRestrictions"): ("_h_api_restrictions", SIGNED),
 }
 
 

@@ -320,6 +320,14 @@ async def test_read_only_key_on_a_trading_endpoint(fake, read_only):
     assert [r.status for r in fake.requests_for("POST", "order")] == [401, 401]
 
 
+async def test_api_restrictions_tell_a_read_key_from_a_trade_key(fake, exchange, read_only):
+    assert (await exchange.sapi_get_account_apirestrictions())["enableSpotAndMarginTrading"] is True
+    answer = await read_only.sapi_get_account_apirestrictions()
+    assert answer["enableSpotAndMarginTrading"] is False and answer["enableReading"] is True
+    assert answer["enableWithdrawals"] is False
+    assert fake.requests_for("GET", "/sapi/v1/account/apiRestrictions")[-1].api_key == RO_KEY
+
+
 async def test_bad_signature_and_unknown_key(fake):
     for key, secret, code in ((KEY, "wrong", "-1022"), ("nobody", "x", "-2015")):
         exchange = make_exchange(fake, key, secret)
@@ -495,6 +503,23 @@ async def test_pause_streams_drops_then_resumes(fake):
         fake.set_book("BTC/USDT", "100.50", "1", "100.60", "1")
         after = await recv_json(ws)  # the next message is the post-resume one: a gap of 2
         assert after["b"] == "100.50000000" and after["u"] == before["u"] + 3
+
+
+async def test_stall_streams_leaves_pings_unanswered_until_resumed(fake):
+    async with websockets.connect(f"{fake.ws_url}/ws/btcusdt@bookTicker", ping_interval=None) as ws:
+        await fake.wait_for_ws_clients(1)
+        fake.stall_streams()
+        [client] = fake.ws_clients
+        assert client.stalled and not client.request.transport.is_reading()  # our ping will not be read
+        pong = await ws.ping()
+        fake.set_book("BTC/USDT", "100.10", "1", "100.20", "1")  # not sent: the stream is paused
+        assert fake.dropped_messages == 1 and not pong.done() and fake.ws_clients
+        fake.resume_streams()
+        assert client.request.transport.is_reading()
+        async with asyncio.timeout(BOUND):
+            await pong  # the server reads again and answers
+        fake.set_book("BTC/USDT", "100.30", "1", "100.40", "1")
+        assert (await recv_json(ws))["b"] == "100.30000000"
 
 
 async def test_pause_streams_with_buffer_delivers_on_resume(fake):
