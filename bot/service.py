@@ -11,9 +11,11 @@ import asyncio
 import hashlib
 import logging
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
-from bot.engine.clock import WallClock
+from bot.engine.clock import ManualClock, WallClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
@@ -34,13 +36,15 @@ from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
+from bot.oms.reconcile import Reconciler, SchedulerSteps
 from bot.ops.incidents import RunInfo
 from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
-from bot.risk.safety import INCIDENT_RECORDED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
+from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -125,6 +129,8 @@ class Service:
     arming: Arming
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     ops: OpsRuntime | None = None
+    reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
+    safety: SafetyController | None = None
 
     @property
     def settings(self) -> Settings:
@@ -140,6 +146,11 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         )
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+    if clock is None and s.market.venue == "sim":
+        # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
+        # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
+        syn = s.market.synthetic
+        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
@@ -156,9 +167,26 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
     portfolio = Portfolio()
     market = MarketState()
-    tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
-    oms = OrderManager(venue=tap, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
     safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
+    id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
+    tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
+    oms = OrderManager(
+        venue=tap,
+        venue_name=venue.name,
+        portfolio=portfolio,
+        audit=audit,
+        clock=clock,
+        instruments=instruments,
+        limits=OmsLimits.from_mapping(s.oms),
+        on_safe=lambda code, reason: runtime.on_safe(code, reason),  # SAFE now; resting orders cancelled in the loop
+        id_prefix=id_prefix,
+        fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
+        feed=None,  # the simulated venue delivers reports in-process: no stream to watch
+        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+    )
+    reconciler = Reconciler(oms)
+    safety.provide_check(POSITIONS_RECONCILED, lambda: Check(POSITIONS_RECONCILED, *reconciler.resume_check()))
     risk = RiskEngine(limits_from_settings(s.risk), safety, assets=s.market.assets, start_ns=clock.monotonic_ns())
     first = next(iter(instruments.values()))
     account = None if s.risk.account_value is not None else AccountValue(
@@ -177,11 +205,12 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         strategies=strategies,
         strategy_meta=meta,
         gate=AutoGate(),
-        id_prefix=run_id[:8],
+        id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
+    engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     connect_tap(tap, runtime)
     arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
@@ -209,10 +238,12 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
     # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
     alerts = OutboxAlert(db, clock)
+    oms.rec.alert = alerts.alert
     ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
-            alert=alerts.alert, flush=audit.flush, on_safe=runtime.on_safe,
+            alert=alerts.alert, flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe,
             state_extra={
                 "trading_state": runtime.status,
                 "arming": lambda: {"armed": arming.is_armed(), "by": arming.armed_by, "remaining_s": arming.remaining_s()},
@@ -228,7 +259,22 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         return Check(INCIDENT_RECORDED, ok, detail)
 
     safety.provide_check(INCIDENT_RECORDED, incident_recorded)
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops)
+    return Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops, reconciler=reconciler, safety=safety
+    )
+
+
+def _mid(market: MarketState, asset: str) -> Decimal | None:
+    tick = market.last.get(asset)
+    return tick.mid if tick is not None else None
+
+
+async def _call_now(fn: Any) -> Any:
+    """``engine.call`` before the engine loop runs (start-up: nothing else can be changing state)."""
+    result = fn()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -273,9 +319,13 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
+    if service.reconciler is not None:
+        # before trading and before the scheduler: the venue's holdings become the baseline of the running sum
+        await service.reconciler.take_baseline(_call_now)
+        await audit.flush()
     ops = service.ops
     if ops is not None:
-        await ops.start()  # the scheduler: heartbeat, audit flush, snapshots, daily summary, retention...
+        await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
     # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
     risk_timer = asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer")
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")

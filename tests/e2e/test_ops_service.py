@@ -33,7 +33,7 @@ async def test_service_wires_the_scheduler_and_writes_a_final_snapshot(db: DB, t
     svc = await service.build(load_settings(cfg, env={}))
     ops = svc.ops
     assert ops is not None
-    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "snapshot", "daily-summary", "retention"}
+    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "reconcile", "snapshot", "daily-summary", "retention"}
     assert await service.run(svc, install_signals=False) == 0
     assert not ops.scheduler.running
     snap = ops.snapshots.latest_valid()
