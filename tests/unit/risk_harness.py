@@ -19,12 +19,14 @@ from bot.domain.intent import Intent, OrderType, Side, TimeInForce
 from bot.domain.market import Tick
 from bot.domain.modes import Mode
 from bot.domain.position import Portfolio
+from bot.domain.venue import PositionUpdate
 from bot.engine.clock import ManualClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
@@ -130,8 +132,10 @@ class Harness:
         self.tap = VenueTap(venue if venue is not None else self.sim, self.clock)
         self.portfolio = Portfolio()
         self.market = MarketState()
+        # the OMS's own spam gates are not what these tests exercise: generous limits, SAFE requests go to risk
         self.oms = OrderManager(venue=self.tap, venue_name="sim", portfolio=self.portfolio, audit=self.audit, clock=self.clock,
-                                instruments=self.instruments)
+                                instruments=self.instruments, limits=OmsLimits(max_orders_per_s=D("1000"), flipflop_max_cycles=100_000),
+                                on_safe=lambda code, reason: self.runtime.on_safe(code, reason))
         self.safety = SafetyController(self.audit, self.clock, required_checks=RECOVERY_CHECKLIST)
         self.lim = lim or limits()
         self.risk = RiskEngine(self.lim, self.safety, assets=assets, start_ns=self.clock.monotonic_ns())
@@ -149,11 +153,21 @@ class Harness:
         connect_tap(self.tap, self.runtime)
         self.arming = Arming(self.clock, self.audit, 3600)
         self.safety.add_listener(lambda o, n, c, r: self.arming.disarm(f"trading state {n.value}: {r}") if n is not TradingState.ACTIVE else None)
+        # a venue position stream that agrees with our fills: it cleans the OMS's dirty flags (spec 4.7.2) as a
+        # real venue's position updates would, at the start and the end of every iteration
+        self.engine.guards.insert(0, self._position_stream)
+        self.engine.after_dispatch.insert(0, self._position_stream)
         self.feed = QueueFeed()
         self._seq = 0
         self._waiting: tuple[Tick, asyncio.Event] | None = None
         self.engine.tick_listeners.insert(0, self._seen)
         self._task: asyncio.Task[None] | None = None
+
+    async def _position_stream(self) -> None:
+        if self.oms.gates.dirty:
+            now = self.clock.now_ns()
+            for asset in list(self.instruments):
+                self.oms.on_position(PositionUpdate("sim", asset, self.oms.expected_venue_qty(asset), now, now))
 
     @property
     def s1(self) -> Scripted:
