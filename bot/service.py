@@ -40,7 +40,7 @@ from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.oms.reconcile import Reconciler, SchedulerSteps
 from bot.ops.incidents import RunInfo
-from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
@@ -235,30 +235,19 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
-    alerts = OutboxAlert(db, clock)
-    oms.rec.alert = alerts.alert
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
     ops = OpsRuntime(
         OpsDeps(
-            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
-            alert=alerts.alert, flush=audit.flush,
-            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe,
-            state_extra={
-                "trading_state": runtime.status,
-                "arming": lambda: {"armed": arming.is_armed(), "by": arming.armed_by, "remaining_s": arming.remaining_s()},
-            },
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety, arming=arming,
+            state_extra={"trading_state": runtime.status},  # the risk status (state, code, reason, limits in force...)
         )
     )
-    runtime.notifier = alerts  # risk alerts (kill switches, halts, breaches) go to the operator through the outbox
-    # incidents: a halt drafts one; resume needs it (spec 16.1 "any incident report drafted")
-    safety.add_listener(ops.incidents.on_state_change)
-
-    async def incident_recorded() -> Check:
-        ok, detail = await ops.incidents.resume_check()
-        return Check(INCIDENT_RECORDED, ok, detail)
-
-    safety.provide_check(INCIDENT_RECORDED, incident_recorded)
+    oms.rec.alert = ops.alert
+    runtime.alert = ops.alert  # risk alerts (kill switches, halts, breaches) reach the operator through the outbox
+    # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
+    safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
     return Service(
         loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops, reconciler=reconciler, safety=safety
     )

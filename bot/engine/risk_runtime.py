@@ -30,7 +30,6 @@ from bot.domain.instrument import Instrument
 from bot.domain.intent import Barrier, Intent, OrderType, Side, TimeInForce, Urgency
 from bot.domain.market import Tick
 from bot.domain.order import Order, OrderStatus
-from bot.domain.ports import Notifier
 from bot.domain.venue import ExecutionReport, OrderRequest, VenueError
 from bot.engine.loop import Admission, Engine
 from bot.risk.advice import NORMAL, Advice, QuoteMode
@@ -57,13 +56,13 @@ class RiskRuntime:
         supervisor: RiskSupervisor,
         *,
         kill_file: Path,
-        notifier: Notifier | None = None,
+        alert: Callable[[str, str, str], Any] | None = None,
     ) -> None:
         self.engine = engine
         self.risk = risk
         self.supervisor = supervisor
         self.kill_file = Path(kill_file)
-        self.notifier = notifier
+        self.alert = alert  # Notifier.alert(severity, key, text); the composition root sets it
         self.barriers = BarrierBook()
         self.flatten_plans: dict[str, str] = {}  # scope -> reason
         self.exits: dict[tuple[str, str], str] = {}  # (strategy, asset) -> barrier exit reason
@@ -94,30 +93,27 @@ class RiskRuntime:
     def emit(self, t: Transition) -> None:
         self.engine.audit.record("state_transition", t.row())
         (log.warning if t.alert in ("warning", "critical") else log.info)("risk %s [%s] %s -> %s: %s", t.kind, t.scope, t.from_state, t.to_state, t.reason)
-        if t.alert and self.notifier is not None:
-            try:
-                self.notifier.alert(t.alert, f"risk:{t.kind}:{t.scope}:{t.to_state}", f"{t.kind} [{t.scope}] {t.to_state}: {t.reason}")
-            except Exception:
-                log.exception("risk alert failed")
+        if t.alert:
+            self._alert(t.alert, f"risk:{t.kind}:{t.scope}:{t.to_state}", f"{t.kind} [{t.scope}] {t.to_state}: {t.reason}")
+
+    def _alert(self, severity: str, key: str, text: str) -> None:
+        if self.alert is None:
+            return
+        try:
+            self.alert(severity, key, text)
+        except Exception:
+            log.exception("risk alert failed")
 
     def _on_state(self, scope: str, old: TradingState, new: TradingState, code: ErrorCode | None, reason: str) -> None:
         if new is not TradingState.ACTIVE:
             self._pending_cancel[scope] = f"{new.value}: {reason}"  # SAFE, HALTED, REDUCING: cancel resting orders
-            if self.notifier is not None:
-                try:
-                    self.notifier.alert("critical", f"state:{scope}:{new.value}", f"trading state [{scope}] {old.value} -> {new.value} ({code or '-'}): {reason}")
-                except Exception:
-                    log.exception("risk alert failed")
+            self._alert("critical", f"state:{scope}:{new.value}", f"trading state [{scope}] {old.value} -> {new.value} ({code or '-'}): {reason}")
             return
         # a human resumed the scope: limits re-based, its flatten plan ends (the human owns the position now)
         self.emit(self.supervisor.rebase(scope, self.engine.view))
         if self.flatten_plans.pop(scope, None) is not None:
             self.emit(Transition("flatten", scope, "STARTED", "STOPPED", None, f"scope resumed ({reason})", "info"))
-        if self.notifier is not None:
-            try:
-                self.notifier.alert("info", f"state:{scope}:ACTIVE", f"trading state [{scope}] {old.value} -> ACTIVE: {reason}")
-            except Exception:
-                log.exception("risk alert failed")
+        self._alert("info", f"state:{scope}:ACTIVE", f"trading state [{scope}] {old.value} -> ACTIVE: {reason}")
 
     # ------------------------------------------------------------------ engine hooks
     async def guard(self) -> None:

@@ -154,7 +154,9 @@ class SafetyController:
         return self.enter(TradingState.SAFE, ErrorCode.KILL_SWITCH, reason, scope)
 
     def _all_checks(self) -> list[tuple[str, CheckFn | None]]:
-        return list(self._slots.items()) + [(getattr(fn, "__name__", "check"), fn) for fn in self._checks]
+        provided = [fn for fn in self._slots.values() if fn is not None]
+        extra = [(getattr(fn, "__name__", "check"), fn) for fn in self._checks if fn not in provided]  # no check twice
+        return list(self._slots.items()) + extra
 
     @staticmethod
     def _not_wired(name: str) -> Check:
