@@ -240,12 +240,18 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
-            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety, arming=arming,
-            state_extra={"trading_state": runtime.status},  # the risk status (state, code, reason, limits in force...)
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
+            state_extra={
+                "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
+                "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
+            },
         )
     )
     oms.rec.alert = ops.alert
-    runtime.alert = ops.alert  # risk alerts (kill switches, halts, breaches) reach the operator through the outbox
+    # risk alerts (kill switches, breaches, flattening, per-strategy halts) reach the operator through the outbox;
+    # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
+    runtime.alert = ops.alert
+    runtime.alert_global_halts = False
     # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
     safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
     return Service(

@@ -63,6 +63,7 @@ class RiskRuntime:
         self.supervisor = supervisor
         self.kill_file = Path(kill_file)
         self.alert = alert  # Notifier.alert(severity, key, text); the composition root sets it
+        self.alert_global_halts = True  # False when something else (the incident desk) announces global SAFE/HALTED
         self.barriers = BarrierBook()
         self.flatten_plans: dict[str, str] = {}  # scope -> reason
         self.exits: dict[tuple[str, str], str] = {}  # (strategy, asset) -> barrier exit reason
@@ -107,13 +108,15 @@ class RiskRuntime:
     def _on_state(self, scope: str, old: TradingState, new: TradingState, code: ErrorCode | None, reason: str) -> None:
         if new is not TradingState.ACTIVE:
             self._pending_cancel[scope] = f"{new.value}: {reason}"  # SAFE, HALTED, REDUCING: cancel resting orders
-            self._alert("critical", f"state:{scope}:{new.value}", f"trading state [{scope}] {old.value} -> {new.value} ({code or '-'}): {reason}")
+            if self.alert_global_halts or scope != "global" or new is TradingState.REDUCING:
+                self._alert("critical", f"state:{scope}:{new.value}", f"trading state [{scope}] {old.value} -> {new.value} ({code or '-'}): {reason}")
             return
         # a human resumed the scope: limits re-based, its flatten plan ends (the human owns the position now)
         self.emit(self.supervisor.rebase(scope, self.engine.view))
         if self.flatten_plans.pop(scope, None) is not None:
             self.emit(Transition("flatten", scope, "STARTED", "STOPPED", None, f"scope resumed ({reason})", "info"))
-        self._alert("info", f"state:{scope}:ACTIVE", f"trading state [{scope}] {old.value} -> ACTIVE: {reason}")
+        if self.alert_global_halts or scope != "global" or old is TradingState.REDUCING:
+            self._alert("info", f"state:{scope}:ACTIVE", f"trading state [{scope}] {old.value} -> ACTIVE: {reason}")
 
     # ------------------------------------------------------------------ engine hooks
     async def guard(self) -> None:
