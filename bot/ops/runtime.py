@@ -61,6 +61,7 @@ class OpsDeps:
     arming: Any = None  # bot.control.arming.Arming: its expiry is checked on schedule, its state snapshotted
     engine_call_timeout_s: float = 10.0
     wall_clock: Clock | None = None
+    redact: Callable[[str], str] | None = None  # the key store's redaction, applied to job errors before alerting
 
 
 class Reports:
@@ -133,7 +134,7 @@ class OpsRuntime:
         self.alert: Alert = deps.alert if deps.alert is not None else self.outbox_alert.alert  # type: ignore[union-attr]
         self.tz = ZoneInfo(o.timezone)
         self.prices = deps.prices if deps.prices is not None else RecordedPrices(s.market.record_dir)
-        self.scheduler = OpsScheduler(clock=wall, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
+        self.scheduler = OpsScheduler(clock=wall, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s, redact=deps.redact)
         self.snapshots = SnapshotStore(
             o.snapshot_dir, keep=o.snapshot_keep, clock=wall, run_id=deps.run.run_id, mode=deps.run.mode,
             version_hash=deps.run.version_hash, config_hash=deps.run.config_hash, db=deps.db,
