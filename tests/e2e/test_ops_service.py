@@ -3,6 +3,7 @@ shutdown, the scheduler stopped, alerts of a failing job reach the outbox."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -129,6 +130,13 @@ async def test_a_failing_job_alerts_the_operator_through_the_outbox(db: DB, tmp_
     try:
         await ops.scheduler.run_now("boom")
         await ops.outbox_alert.drain()
+        # a failed daily summary books one retry on the same scheduler
+        ops.scheduler.start()
+        ops._retry_daily(3600)
+        ops._retry_daily(3600)
+        retry = ops.scheduler.next_run_times()["daily-summary-retry"]
+        assert retry is not None and 3590 < (retry - datetime.now(UTC)).total_seconds() <= 3600
+        await ops.scheduler.stop(1)
         async with engine.connect() as conn:
             rows = (await conn.execute(select(OutboxRow.severity, OutboxRow.dedup_key, OutboxRow.text))).all()
     finally:
