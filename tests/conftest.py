@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,17 @@ from bot.store.db import create_engine
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+_PRISTINE_DECIMAL = decimal.Context()  # the interpreter's default arithmetic context (ROUND_HALF_EVEN, 28 digits)
+
+
+@pytest.fixture(autouse=True)
+def fresh_decimal_context() -> Iterator[None]:
+    """Each test starts with the default decimal context: a library that mutates the one it finds (ccxt sets
+    ROUND_HALF_UP and traps Underflow) in one test must not change the arithmetic of the tests that follow."""
+    decimal.setcontext(_PRISTINE_DECIMAL.copy())
+    yield
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ Matching rules:
   NOTIONAL failures raise ``VenueError(INVALID_ORDER, "Filter failure: ...", venue_code="-1013")``; an unknown
   symbol -1121; a duplicate open client order id -2010; insufficient free balance -2010
   (``INSUFFICIENT_BALANCE``); cancelling an unknown or closed order -2011.
-- **Balances** (spot instruments): a resting buy locks its notional plus the worst fee, a resting sell its base
-  quantity; fills move base and quote; ``get_balances`` reports free and locked.
+- **Balances** (spot instruments, ``enforce_balances``): a resting buy locks its notional plus the worst fee, a
+  resting sell its base quantity; an order beyond the free balance is refused (-2010). Fills always move base and
+  quote; ``get_balances`` reports free and locked; the position of a spot instrument (``get_positions``, and the
+  ``PositionUpdate`` pushed after every fill) is the total base balance, of a derivative the signed contracts.
 - **Acknowledgement latency**: with ``ack_latency_ns`` > 0 (plus a seeded uniform jitter up to
   ``latency_jitter_ns``) a new order or a cancel reaches the matching engine only once the clock has moved past
   its due time; until then ``place_order`` / ``cancel_order`` return a report with status PENDING_SUBMIT /
@@ -142,7 +144,7 @@ class SimulatedVenue:
         seed: int = 0,
         l1_extra_levels: int = 20,
         fill_on_touch: bool = True,
-        enforce_balances: bool = True,
+        enforce_balances: bool = False,  # the composition root turns it on (sim.enforce_balances, default true)
         history: int = 10_000,
         follow_clock: bool = True,
     ) -> None:

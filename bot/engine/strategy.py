@@ -9,12 +9,13 @@ from typing import Any, ClassVar, NamedTuple
 
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
-from bot.domain.intent import Intent, IntentKind, OrderType, Side, TimeInForce, Urgency
+from bot.domain.intent import Barrier, Intent, IntentKind, OrderType, Side, TimeInForce, Urgency
 from bot.domain.market import Book, Tick
 from bot.domain.money import ZERO
 from bot.domain.order import Order, OrderStatus
 from bot.domain.position import Portfolio
 from bot.engine.market_state import MarketState
+from bot.risk.advice import NORMAL, Advice
 
 
 class OpenOrder(NamedTuple):
@@ -38,7 +39,7 @@ class StrategyContext:
     them and the gate admits them; the strategy never sees the OMS or the venue.
     """
 
-    __slots__ = ("strategy_id", "_market", "_portfolio", "_orders", "_instruments", "_next_id", "event_ns", "params", "tick")
+    __slots__ = ("strategy_id", "_market", "_portfolio", "_orders", "_instruments", "_next_id", "event_ns", "params", "tick", "_advice")
 
     def __init__(
         self,
@@ -59,6 +60,15 @@ class StrategyContext:
         self.event_ns = 0  # time of the event being handled (the injected clock of the strategy)
         self.params = params
         self.tick: Tick | None = None  # the tick being handled in on_tick
+        self._advice: Callable[[str, str], Advice] | None = None  # set by the risk runtime
+
+    def set_advice_source(self, source: Callable[[str, str], Advice]) -> None:
+        self._advice = source
+
+    # --- what risk advises (read-only; risk enforces it anyway) ----------------------------
+    def advice(self, asset: str) -> Advice:
+        """Quote mode (NORMAL / WIDEN / PULL), spread multiplier and size scale for this strategy and asset."""
+        return self._advice(self.strategy_id, asset) if self._advice is not None else NORMAL
 
     # --- time and market ---------------------------------------------------------------
     def now_ns(self) -> int:
@@ -111,6 +121,7 @@ class StrategyContext:
         rationale: str = "",
         tag: str = "",
         reduce_only: bool = False,
+        barrier: Barrier | None = None,
     ) -> Intent:
         return Intent(
             id=self._next_id(),
@@ -127,6 +138,7 @@ class StrategyContext:
             rationale=rationale,
             tag=tag,
             reduce_only=reduce_only,
+            barrier=barrier,
         )
 
     def cancel(self, order: OpenOrder, rationale: str = "") -> Intent:

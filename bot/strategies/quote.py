@@ -26,6 +26,10 @@ Replacing quotes: by default a side is replaced (cancel + place) when its desire
 are cancelled and replaced on every N-th tick of the asset instead. ``shadow = true`` computes the quotes on every
 tick (``last_quotes``) and emits nothing (shadow mode, spec 16). Quotes are post-only (LIMIT_MAKER) unless
 ``post_only = false``.
+
+Risk advice (``ctx.advice``, read every tick): in PULL the strategy cancels its quotes at once and places none; in
+WIDEN it multiplies its spread by ``spread_mult``; ``size_scale`` (the drawdown throttle) scales its order size
+(rounded down to the lot; a size that rounds to nothing quotes nothing). Risk enforces all of it anyway.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from bot.domain.intent import Intent, OrderType, Side
 from bot.domain.money import ZERO, ceil_to_step, floor_to_step, to_decimal
 from bot.domain.order import OrderStatus
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.risk.advice import NORMAL, Advice, QuoteMode
 
 MINUTE_NS = 60_000_000_000
 ONE = Decimal(1)
@@ -63,7 +68,7 @@ class _AssetQuote:
     __slots__ = (
         "tick_size", "fast_round", "bucket", "last_mid", "prev_close", "prev_bucket", "returns", "sigma",
         "inv", "bid_factor", "ask_factor", "can_buy", "can_sell", "dirty", "ticks", "last_requote_ns", "fee",
-        "q_ts", "q_bid", "q_ask",
+        "q_ts", "q_bid", "q_ask", "advice", "qty", "lot",
     )
 
     def __init__(self, window: int) -> None:
@@ -87,6 +92,9 @@ class _AssetQuote:
         self.q_ts = 0  # the last quotes (kept as fields: no allocation per tick)
         self.q_bid: Decimal | None = None
         self.q_ask: Decimal | None = None
+        self.advice: Advice = NORMAL  # risk's advice the factors were computed with
+        self.qty = ZERO  # the order size under that advice
+        self.lot = ZERO
 
 
 class QuoteStrategy(Strategy):
@@ -153,9 +161,10 @@ class QuoteStrategy(Strategy):
         half = spread / TWO
         return ONE - half - skew, ONE + half - skew
 
-    def sides(self, inventory: Decimal) -> tuple[bool, bool]:
+    def sides(self, inventory: Decimal, qty: Decimal | None = None) -> tuple[bool, bool]:
         """(may bid, may ask): a side whose fill would take the inventory past the cap is not quoted."""
-        return inventory + self.order_qty <= self.inventory_cap, inventory - self.order_qty >= -self.inventory_cap
+        q = self.order_qty if qty is None else qty
+        return inventory + q <= self.inventory_cap, inventory - q >= -self.inventory_cap
 
     def _finish(
         self, bid: Decimal, ask: Decimal, tick: Decimal, best_bid: Decimal, best_ask: Decimal, can_buy: bool, can_sell: bool
@@ -210,7 +219,15 @@ class QuoteStrategy(Strategy):
         st.fast_round = shape.digits == (1,) and isinstance(shape.exponent, int) and shape.exponent <= 0
         st.fee = self.fee if self.fee is not None else inst.fees.maker
         st.sigma = self.sigma_prior
+        st.qty = self.order_qty
+        st.lot = inst.lot_size
         return st
+
+    def _size(self, st: _AssetQuote, advice: Advice) -> Decimal:
+        if advice.size_scale == 1:
+            return self.order_qty
+        scaled = self.order_qty * advice.size_scale
+        return (scaled / st.lot).to_integral_value(rounding="ROUND_DOWN") * st.lot if scaled > 0 else ZERO
 
     # ------------------------------------------------------------------ strategy hooks
     def on_tick(self, ctx: StrategyContext) -> list[Intent]:
@@ -229,15 +246,22 @@ class QuoteStrategy(Strategy):
         st.last_mid = mid
         st.ticks += 1
         inv = ctx.position(asset)
+        advice = ctx.advice(asset)
+        if advice != st.advice:
+            st.advice = advice
+            st.dirty = True
         if st.dirty or inv != st.inv:
             spread = self.spread_fraction(st.sigma, st.fee)
             st.inv = inv
             st.dirty = False
-            if spread is None:
-                st.can_buy = st.can_sell = False  # warm-up: nothing to quote
+            st.qty = self._size(st, advice)
+            if spread is None or advice.mode is QuoteMode.PULL or st.qty <= 0:
+                st.can_buy = st.can_sell = False  # warm-up, pulled by risk, or a size that rounds to nothing
             else:
+                if advice.spread_mult != 1:
+                    spread = spread * advice.spread_mult
                 st.bid_factor, st.ask_factor = self.factors(inv, spread)
-                st.can_buy, st.can_sell = self.sides(inv)
+                st.can_buy, st.can_sell = self.sides(inv, st.qty)
         if not (st.can_buy or st.can_sell):
             bid = ask = None
         else:
@@ -254,6 +278,8 @@ class QuoteStrategy(Strategy):
         st.q_ask = ask
         if self.shadow:
             return []
+        if advice.mode is QuoteMode.PULL:
+            return self._requote(ctx, asset, None, None, mid, st, True)  # cancel what rests, now
         if self.refresh_ticks:
             if st.ticks % self.refresh_ticks:
                 return []
@@ -286,12 +312,15 @@ class QuoteStrategy(Strategy):
                 continue
             if not current and price is None:
                 continue
-            out.extend(ctx.cancel(o, rationale=f"replace {tag}") for o in current)
+            reason = f"pull {tag}: {st.advice.reason}" if st.advice.mode is QuoteMode.PULL else f"replace {tag}"
+            out.extend(ctx.cancel(o, rationale=reason) for o in current)
             if price is not None:
+                advice = st.advice
                 out.append(
                     ctx.place(
-                        asset, side, self.order_qty, price=price, order_type=self._order_type, tag=tag,
-                        rationale=f"{tag} {price} mid={mid} sigma={st.sigma} inv={st.inv}",
+                        asset, side, st.qty, price=price, order_type=self._order_type, tag=tag, risk_tags=("quote",),
+                        rationale=f"{tag} {price} mid={mid} sigma={st.sigma} inv={st.inv}"
+                        + (f" {advice.mode.value} {advice.reason}" if advice is not NORMAL else ""),
                     )
                 )
         return out

@@ -20,8 +20,11 @@ from bot.engine.loop import Admission, AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
-from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.engine import RiskEngine
+from bot.risk.limits import RiskLimits
+from bot.risk.safety import SafetyController
 from bot.strategies.manual import ManualOrder, ManualOrderError, ManualStrategy
 
 BTC = Instrument("BTC/USDT", "sim", "BTCUSDT", "BTC", "USDT", D("0.01"), D("0.00001"), D("0.00001"), D("5"), fees=FeeModel(D("0.001"), D("0.001")))
@@ -70,11 +73,16 @@ class EveryNth(Strategy):
 def build(strategies: Sequence[Strategy], audit: MemoryAudit | None = None) -> tuple[Engine, SimulatedVenue, MemoryAudit]:
     clock = ManualClock(T0)
     audit = audit or MemoryAudit()
-    venue = SimulatedVenue({"BTC/USDT": BTC}, clock, balances={"USDT": D("100000"), "BTC": D("1")})
+    # no BTC held: the venue's position updates (spot: the base balance) agree with the running sum of fills
+    venue = SimulatedVenue({"BTC/USDT": BTC}, clock, balances={"USDT": D("100000")})
     portfolio = Portfolio()
-    oms = OrderManager(venue=venue, venue_name="sim", portfolio=portfolio, audit=audit, clock=clock, instruments={"BTC/USDT": BTC})
+    oms = OrderManager(
+        venue=venue, venue_name="sim", portfolio=portfolio, audit=audit, clock=clock, instruments={"BTC/USDT": BTC},
+        limits=OmsLimits(max_orders_per_s=D("1000"), flipflop_max_cycles=100_000),
+    )
+    risk = RiskEngine(RiskLimits(D("1"), D("100000"), D("10")), SafetyController(audit, clock), assets=["BTC/USDT"], start_ns=T0)
     engine = Engine(
-        mode=Mode.REPLAY, clock=clock, audit=audit, risk=RiskEngine(RiskLimits(D("1"), D("100000"), D("10"))), oms=oms,
+        mode=Mode.REPLAY, clock=clock, audit=audit, risk=risk, oms=oms,
         portfolio=portfolio, market=MarketState(), instruments={"BTC/USDT": BTC}, strategies=strategies,
         strategy_meta={s.strategy_id: StrategyMeta("c", "p") for s in strategies}, gate=AutoGate(), id_prefix="t",
         audit_high_water=5,
@@ -187,8 +195,8 @@ def test_the_strategy_context_offers_no_way_to_the_venue_or_the_store() -> None:
     forbidden = (OrderManager, SimulatedVenue, MemoryAudit, Engine, Portfolio, MarketState)
     assert not [n for n, v in public.items() if isinstance(v, forbidden) or isinstance(getattr(v, "__self__", None), forbidden)]
     assert set(public) == {
-        "book", "cancel", "event_ns", "history", "instrument", "last", "now_ns", "open_orders", "params", "place", "position",
-        "strategy_id", "tick",
+        "advice", "book", "cancel", "event_ns", "history", "instrument", "last", "now_ns", "open_orders", "params", "place",
+        "position", "set_advice_source", "strategy_id", "tick",
     }
     with pytest.raises(AttributeError):
         ctx.venue = object()  # type: ignore[attr-defined]  # __slots__: nothing can be attached to it either

@@ -203,3 +203,24 @@ def _order(coid: str, side: Side, price: D | None, tag: str) -> Order:
     return Order(coid, coid[:-2], "q", "sim", "BTC/USDT", side, D("0.001"), OrderType.LIMIT, price, TimeInForce.GTC, 0,
                  status=OrderStatus.ACCEPTED, tag=tag)
 
+
+
+def test_risk_advice_pull_widen_and_throttle() -> None:
+    from bot.risk.advice import Advice, QuoteMode
+
+    h = Harness(fixed(min_requote_ms=0))
+    first = h.tick("59990.00", "60010.00", T0)
+    h.orders = [_order(i.id + "-0", i.side, i.limit_price, i.tag) for i in first]
+    advice = Advice(QuoteMode.WIDEN, D("2"), D("0.5"), "news")
+    h.ctx.set_advice_source(lambda sid, asset: advice)
+    widened = h.tick("59990.00", "60010.00", T0 + 1)
+    # spread 10 bps x 2 = 120 USDT: 59940 / 60060; size 0.001 x 0.5 = 0.0005
+    places = [(i.side, i.limit_price, i.qty) for i in widened if i.kind is IntentKind.PLACE]
+    assert places == [(Side.BUY, D("59940.00"), D("0.0005")), (Side.SELL, D("60060.00"), D("0.0005"))]
+    assert all("WIDEN news" in i.rationale for i in widened if i.kind is IntentKind.PLACE)
+    advice = Advice(QuoteMode.PULL, reason="stale market data")
+    pulled = h.tick("59990.00", "60010.00", T0 + 2)
+    assert [(i.kind, i.tag) for i in pulled] == [(IntentKind.CANCEL, "bid"), (IntentKind.CANCEL, "ask")]
+    assert all("pull" in i.rationale and "stale market data" in i.rationale for i in pulled)
+    quotes = h.strategy.last_quotes("BTC/USDT")
+    assert quotes is not None and (quotes.bid, quotes.ask) == (None, None)

@@ -26,6 +26,7 @@ class Harness:
     def __init__(self, **kwargs: object) -> None:
         self.clock = ManualClock(1_000 * MS)
         balances = kwargs.pop("balances", {"USDT": D("1000000"), "BTC": D("10")})
+        kwargs.setdefault("enforce_balances", True)
         self.venue = SimulatedVenue({"BTC/USDT": BTC}, self.clock, balances=balances, **kwargs)  # type: ignore[arg-type]
         self.reports: list[ExecutionReport] = []
         self.positions: list[PositionUpdate] = []
