@@ -136,3 +136,16 @@ def test_retention_lists_and_deletes_only_old_days(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError):
         expired_files(tmp_path, 0, today)
+
+
+def test_ops_reports_read_what_the_recorder_writes(tmp_path: Path) -> None:
+    from bot.ops.marketdata import RecordedPrices
+
+    rec = recorder(tmp_path)
+    book = Book("BTC/USDT", (BookLevel(D("1"), D("1")),), (BookLevel(D("2"), D("1")),), T0 + 2, T0 + 2, 9, "sim")
+    for n, e in enumerate([tick(1, T0 + 1, bid="60000.00"), book, tick(3, T0 + 3, bid="60010.00")], 1):
+        rec(n, e)
+    rec.close()
+    prices = RecordedPrices(tmp_path, lead_s=0)
+    path = prices.path("BTC/USDT", T0, T0 + 10)
+    assert path is not None and path.px == [D("60000.005"), D("60010.005")] and prices.skipped_lines == 0
