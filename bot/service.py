@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,13 +21,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
-from bot.config import LoadedConfig, Settings
+from bot.config import LoadedConfig, Settings, TelegramSettings, public_dict
+from bot.control.approval import ConfigApproval
+from bot.control.arming import Arming
+from bot.control.auth import Gatekeeper
+from bot.control.events import ControlEvents
+from bot.control.fmt import esc
+from bot.control.gate import GatedVenue, LiveGate, SafetyGate
+from bot.control.lockout import Lockouts
+from bot.control.notifier import LogNotifier, OutboxNotifier
+from bot.control.plane import ControlPlane
+from bot.control.ratelimit import CommandRateLimiter
+from bot.control.stager import Stager
+from bot.control.staging import IntentBook
+from bot.control.telegram_bot import TelegramControl
 from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
 from bot.engine.clock import WallClock
-from bot.engine.loop import AutoGate, Engine, StrategyMeta
+from bot.engine.loop import AutoGate, Engine, ExecutionGate, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
 from bot.engine.sim_venue import SimulatedVenue
@@ -34,9 +48,12 @@ from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
 from bot.oms.orders import OrderManager
 from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.safety import SafetyController
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
+from bot.store.kv import KVStore
 from bot.store.migrate import check_schema
+from bot.store.outbox import OutboxRepo
 
 log = logging.getLogger("bot.service")
 
@@ -114,6 +131,7 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    control: Control | None = None
 
     @property
     def settings(self) -> Settings:
@@ -145,7 +163,10 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
     portfolio = Portfolio()
     market = MarketState()
-    oms = OrderManager(venue=venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    control = build_control_core(
+        s.telegram, mode=s.mode, clock=clock, audit=audit, venue=venue, instruments=instruments, market=market, portfolio=portfolio
+    )
+    oms = OrderManager(venue=control.venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
     risk = RiskEngine(
         RiskLimits(
             max_trade_qty=s.risk.max_trade_qty,
@@ -166,11 +187,19 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         instruments=instruments,
         strategies=strategies,
         strategy_meta=meta,
-        gate=AutoGate(),
+        gate=control.gate,
         id_prefix=run_id[:8],
         queue_size=s.engine.queue_size,
     )
-    venue.set_report_sink(engine.on_report)
+    control.venue.set_report_sink(engine.on_report)
+    try:
+        await build_control_plane(
+            control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
+            run_id=run_id, kill_file=s.engine.kill_file,
+        )
+    except Exception:
+        await db.dispose()
+        raise
     engine.tick_listeners.append(venue.on_tick)
     if feed is None:
         syn = s.market.synthetic
@@ -187,7 +216,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, control=control)
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -230,12 +259,19 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     )
     for key in service.loaded.overrides:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
+    control = service.control
+    if control is not None:
+        control.announce_start(s.mode.value, service.version, service.loaded.hash)
     await audit.flush()
     stop = service.stop_event
     background = [
         asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
         asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
     ]
+    if control is not None:
+        control.start()
+        if control.plane is not None:
+            background.append(asyncio.create_task(_every(stop, 1.0, control.plane.expire_due), name="control-expiry"))
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -264,7 +300,11 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         await asyncio.gather(*background, return_exceptions=True)
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
+        if control is not None:
+            control.announce_stop(engine.heartbeat_line())
         await audit.flush()
+        if control is not None:
+            await control.stop()
         await service.venue.close()
         await service.db.dispose()
         if install_signals:
@@ -276,3 +316,137 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:
     await engine.start()
     await engine.run(feed)
+
+
+# ----------------------------------------------------------------------------- control plane (issue 7)
+@dataclass
+class Control:
+    """The control plane's parts. ``plane`` and ``telegram`` exist only when telegram.token is set."""
+
+    safety: SafetyController
+    arming: Arming
+    book: IntentBook
+    stager: Stager
+    gate: ExecutionGate
+    live_gate: LiveGate | None
+    venue: GatedVenue  # what the OMS talks to
+    notifier: Any
+    events: ControlEvents
+    require_arming: bool
+    plane: ControlPlane | None = None
+    telegram: TelegramControl | None = None
+    approval: ConfigApproval | None = None
+
+    def announce_start(self, mode: str, version: str, config_hash: str) -> None:
+        self.notifier.alert("INFO", f"service:start:{config_hash}", f"▶️ <b>Service started</b>: {esc(mode)}, v{esc(version)}, config {config_hash[:10]}.")
+        notice = self.approval.notice_html() if self.approval is not None else None
+        if notice:
+            self.notifier.alert("WARNING", f"config:{config_hash}", notice)
+
+    def announce_stop(self, detail: str) -> None:
+        self.notifier.alert("WARNING", "service:stop", f"⏹ <b>Service stopping</b>: {esc(detail)}")
+
+    def start(self) -> None:
+        if self.telegram is not None:
+            self.telegram.start()
+
+    async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop()
+
+
+def build_control_core(
+    t: TelegramSettings,
+    *,
+    mode: Mode,
+    clock: Clock,
+    audit: AuditStore | Any,
+    venue: Any,
+    instruments: dict[str, Instrument],
+    market: MarketState,
+    portfolio: Portfolio,
+    safety: SafetyController | None = None,
+) -> Control:
+    """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    safety = safety or SafetyController(audit, clock)
+    require_arming = mode is Mode.LIVE
+    arming = Arming(clock, audit, t.arm_max_ttl_s)
+    book = IntentBook()
+    stager = Stager(
+        book=book, clock=clock, arming=arming, require_arming=require_arming, instruments=instruments, market=market,
+        intent_ttl_s=t.intent_ttl_s, four_eyes_notional=t.four_eyes_notional,
+    )
+    live_gate: LiveGate | None = None
+    gate: ExecutionGate
+    if mode is Mode.LIVE or t.gate_in_dry_run:
+        live_gate = LiveGate(
+            clock=clock, audit=audit, book=book, stager=stager, arming=arming, safety=safety, require_arming=require_arming,
+            market=market, portfolio=portfolio, instruments=instruments, push_interval_s=t.strategy_push_interval_s,
+        )
+        gate = live_gate
+    else:
+        gate = SafetyGate(AutoGate(), safety, audit)
+    chats = t.alert_chat_ids or t.allowed_chat_ids
+    notifier: Any = (
+        OutboxNotifier(audit, chats, clock, dedup_s=t.alert_dedup_s, info_per_minute=t.info_alerts_per_minute)
+        if t.token is not None else LogNotifier()
+    )
+    events = ControlEvents(notifier=notifier, clock=clock, arming=arming, book=book, instruments=instruments, require_arming=require_arming)
+    safety.add_listener(events.on_trading_state)
+    arming.add_listener(events.on_arming)
+    gated = GatedVenue(venue, live_gate, [events.on_report])
+    if live_gate is not None:
+        live_gate.mandate_end_listeners.append(events.on_mandate_end)
+    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming)
+
+
+async def build_control_plane(
+    control: Control,
+    t: TelegramSettings,
+    *,
+    engine: Engine,
+    db: AsyncEngine | None,
+    config_hash: str,
+    config_public: dict[str, Any],
+    version: str,
+    run_id: str,
+    kill_file: Path | None = None,
+    request: Any = None,
+    delivery_now_ns: Any = None,
+    kv: Any = None,
+    report_provider: Any = None,
+) -> None:
+    """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
+
+    ``request`` (a PTB BaseRequest) and ``kv`` replace the HTTP client and the state table in fast tests.
+    """
+    if t.token is None:
+        return
+    if not t.allowed_chat_ids or not t.allowed_user_ids:
+        raise StartupError(
+            "telegram.token is set but telegram.allowed_chat_ids or telegram.allowed_user_ids is empty: nobody could control "
+            "the bot. Name at least one chat id and one user id (both must match for a command to take effect)."
+        )
+    clock, audit = engine.clock, engine.audit
+    kv = kv or KVStore(db, clock.now_ns)  # type: ignore[arg-type]
+    lockouts = Lockouts(
+        kv, clock, audit, threshold=t.lockout_after_failures, window_s=t.failure_window_s, base_s=t.lockout_base_s, max_s=t.lockout_max_s
+    )
+    await lockouts.load()
+    approval = ConfigApproval(kv, audit, clock, current_hash=config_hash, current_public=config_public)
+    await approval.load()
+    plane = ControlPlane(
+        engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
+        stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
+        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider,
+    )
+    gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
+    telegram = TelegramControl(
+        t, plane, gatekeeper, OutboxRepo(db), now_ns=delivery_now_ns or time.time_ns, alert_chat_ids=t.alert_chat_ids or t.allowed_chat_ids,
+        request=request,
+    )
+    if isinstance(audit, AuditStore):
+        audit.outbox_listeners.append(telegram.delivery.wake)
+    if control.live_gate is not None:
+        control.live_gate.staged_listeners.append(telegram.announce)
+    control.plane, control.telegram, control.approval = plane, telegram, approval
