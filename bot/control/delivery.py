@@ -61,6 +61,8 @@ class OutboxDelivery:
         self._failures = 0  # consecutive transient failures (backoff exponent)
         self.sent = 0
         self.dropped = 0
+        self.transient_failure = asyncio.Event()  # set on every failed attempt that will be retried (tests, health)
+        self.marked = asyncio.Event()  # set whenever a row's state was written (sent, dropped, retry)
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -94,6 +96,7 @@ class OutboxDelivery:
                     until = ns_to_datetime(self._now_ns() + int(delay * NS))
                     await self.repo.mark_retry(item.id, until, f"flood control: retry after {delay:g}s")
                     await self.repo.defer_all(until)
+                    self.marked.set()
                     self._pause_until = loop.time() + delay
                     log.warning("outbox: Telegram flood control, next attempt in %.1fs", delay)
                     return delay
@@ -104,19 +107,31 @@ class OutboxDelivery:
                     delay = self._backoff()
                     until = ns_to_datetime(self._now_ns() + int(delay * NS))
                     await self.repo.mark_retry(item.id, until, f"{type(exc).__name__}: {exc}")
+                    self.marked.set()
                     self._pause_until = loop.time() + delay
+                    self.transient_failure.set()
                     log.warning("outbox: delivery of #%d failed (%s: %s), retrying in %.1fs", item.id, type(exc).__name__, exc, delay)
                     return delay
                 await self.repo.mark_sent(item.id, ns_to_datetime(self._now_ns()))
                 self._failures = 0
                 self.sent += 1
+                self.marked.set()
             if len(items) < self.batch:
                 return None
 
     async def _drop(self, item: OutboxItem, error: str) -> None:
         await self.repo.mark_dropped(item.id, error)
         self.dropped += 1
+        self.marked.set()
         log.error("outbox: alert #%d to chat %s dropped permanently: %s", item.id, item.chat_id, error)
+
+    async def settled(self) -> None:
+        """Wait until no row is pending (tests and diagnostics)."""
+        while True:
+            self.marked.clear()
+            if await self.repo.pending_count() == 0:
+                return
+            await self.marked.wait()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set."""

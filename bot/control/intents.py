@@ -295,7 +295,7 @@ class IntentCommands:
         state = order.status.value
         filled = f", filled {qty(order.filled_qty, base)}" + (f" @ {price(order.avg_price, quote)}" if order.avg_price else "") if order.filled_qty else ""
         return Reply(
-            f"✅ Executed <code>{entry.short}</code>: {esc(order.side.value)} {qty(order.qty, base)} {esc(order.asset)} → order "
+            f"✅ Executed <code>{entry.short}</code>: {esc(order.side.value)} {qty(order.qty, base)} on {esc(order.asset)} → order "
             f"<code>{esc(order.client_order_id)}</code> <b>{esc(state)}</b>{filled}. Drift {bps(drift)}.",
             detail=f"order {order.client_order_id} {state}",
         )
