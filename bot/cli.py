@@ -106,6 +106,15 @@ Registrar = Callable[[Any], None]
 COMMANDS: list[Registrar] = []  # extra subcommands: each gets the subparsers object
 
 
+def _register_report(sub: Any) -> None:
+    from bot.ops.report_cli import register
+
+    register(sub)
+
+
+COMMANDS.append(_register_report)  # bot report daily (bot/ops/report_cli.py)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="Trading bot service controlled from Telegram.")
     sub = parser.add_subparsers(dest="command", required=True)

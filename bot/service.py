@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +40,20 @@ from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
-from bot.engine.clock import WallClock
+from bot.engine.clock import ManualClock, WallClock
 from bot.engine.loop import AutoGate, Engine, ExecutionGate, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
+from bot.oms.reconcile import Reconciler, SchedulerSteps
+from bot.ops.incidents import RunInfo
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.engine import RiskEngine, RiskLimits
-from bot.risk.safety import SafetyController
+from bot.risk.safety import Check, SafetyController, TradingState
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.kv import KVStore
@@ -131,6 +136,9 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    ops: OpsRuntime | None = None
+    reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
+    safety: SafetyController | None = None
     control: Control | None = None
 
     @property
@@ -138,7 +146,9 @@ class Service:
         return self.loaded.settings
 
 
-async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "") -> Service:
+async def build(
+    loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "", control_clock: Clock | None = None
+) -> Service:
     s = loaded.settings
     if s.mode is Mode.LIVE:
         raise StartupError(
@@ -147,6 +157,11 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         )
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+    if clock is None and s.market.venue == "sim":
+        # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
+        # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
+        syn = s.market.synthetic
+        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
@@ -163,10 +178,30 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
     portfolio = Portfolio()
     market = MarketState()
+    # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
+    safety = SafetyController(audit, clock)
+    # the operator's clock (arming, staged intents, message age, lockouts) is the wall clock, whatever the engine's
     control = build_control_core(
-        s.telegram, mode=s.mode, clock=clock, audit=audit, venue=venue, instruments=instruments, market=market, portfolio=portfolio
+        s.telegram, mode=s.mode, clock=control_clock or WallClock(), audit=audit, venue=venue, instruments=instruments,
+        market=market, portfolio=portfolio, safety=safety,
     )
-    oms = OrderManager(venue=control.venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
+    oms = OrderManager(
+        venue=control.venue,  # the LIVE gate's venue guard (DRY_RUN: observation only)
+        venue_name=venue.name,
+        portfolio=portfolio,
+        audit=audit,
+        clock=clock,
+        instruments=instruments,
+        limits=OmsLimits.from_mapping(s.oms),
+        on_safe=lambda code, reason: safety.enter(TradingState.SAFE, code, reason),
+        id_prefix=id_prefix,
+        fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
+        feed=None,  # the simulated venue delivers reports in-process: no stream to watch
+        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+    )
+    reconciler = Reconciler(oms)
+    safety.add_check(lambda: Check("positions_reconciled", *reconciler.resume_check()))
     risk = RiskEngine(
         RiskLimits(
             max_trade_qty=s.risk.max_trade_qty,
@@ -188,19 +223,12 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         strategies=strategies,
         strategy_meta=meta,
         gate=control.gate,
-        id_prefix=run_id[:8],
+        id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
     control.venue.set_report_sink(engine.on_report)
-    try:
-        await build_control_plane(
-            control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
-            run_id=run_id, kill_file=s.engine.kill_file,
-        )
-    except Exception:
-        await db.dispose()
-        raise
     engine.tick_listeners.append(venue.on_tick)
+    engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     if feed is None:
         syn = s.market.synthetic
         first = next(iter(instruments.values()))
@@ -216,7 +244,49 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, control=control)
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
+    ops = OpsRuntime(
+        OpsDeps(
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
+            **control.ops_hooks(),
+        )
+    )
+    oms.rec.alert = ops.alert
+    try:
+        await build_control_plane(
+            control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
+            run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
+            report_provider=_report_provider(ops), incidents=ops.incidents,
+        )
+    except Exception:
+        await db.dispose()
+        raise
+    return Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, reconciler=reconciler, safety=safety, control=control
+    )
+
+
+def _report_provider(ops: OpsRuntime) -> Any:
+    async def report() -> tuple[str, bytes | None]:
+        summary = await ops.reports.daily()
+        return summary.text_html, summary.png_bytes
+
+    return report
+
+
+def _mid(market: MarketState, asset: str) -> Decimal | None:
+    tick = market.last.get(asset)
+    return tick.mid if tick is not None else None
+
+
+async def _call_now(fn: Any) -> Any:
+    """``engine.call`` before the engine loop runs (start-up: nothing else can be changing state)."""
+    result = fn()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -264,14 +334,15 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         control.announce_start(s.mode.value, service.version, service.loaded.hash)
     await audit.flush()
     stop = service.stop_event
-    background = [
-        asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
-        asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
-    ]
+    if service.reconciler is not None:
+        # before trading and before the scheduler: the venue's holdings become the baseline of the running sum
+        await service.reconciler.take_baseline(_call_now)
+        await audit.flush()
+    ops = service.ops
+    if ops is not None:
+        await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
     if control is not None:
-        control.start()
-        if control.plane is not None:
-            background.append(asyncio.create_task(_every(stop, 1.0, control.plane.expire_due), name="control-expiry"))
+        control.start()  # Telegram: polling and alert delivery
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -282,6 +353,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             exit_code = 1
     finally:
         log.info("stopping: intake closed, cancelling resting orders")
+        if ops is not None:
+            await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -295,16 +368,15 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         except Exception:
             log.exception("shutdown: cancelling resting orders failed")
             exit_code = 1
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        if ops is not None:
+            await ops.final_snapshot()
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
         if control is not None:
             control.announce_stop(engine.heartbeat_line())
         await audit.flush()
         if control is not None:
-            await control.stop()
+            await control.stop()  # delivers what is due (bounded), then stops polling
         await service.venue.close()
         await service.db.dispose()
         if install_signals:
@@ -333,6 +405,8 @@ class Control:
     notifier: Any
     events: ControlEvents
     require_arming: bool
+    clock: Clock
+    token: bool
     plane: ControlPlane | None = None
     telegram: TelegramControl | None = None
     approval: ConfigApproval | None = None
@@ -345,6 +419,22 @@ class Control:
 
     def announce_stop(self, detail: str) -> None:
         self.notifier.alert("WARNING", "service:stop", f"⏹ <b>Service stopping</b>: {esc(detail)}")
+
+    def ops_hooks(self) -> dict[str, Any]:
+        """What ops (OpsDeps) takes from the control plane: alerts, the delivery nudge, expiry jobs, arming."""
+        if not self.token:
+            return {}  # no Telegram: nothing can be armed or staged; ops' own outbox fallback takes the alerts
+        return {
+            "expiry": {"intents": lambda: self.book.expire_due(self.clock.now_ns())},
+            "arming": self.arming,
+            "alert": lambda severity, key, text: self.notifier.alert(severity, key, esc(text)),  # ops passes plain text
+            "deliver_outbox": self._nudge_delivery,
+        }
+
+    async def _nudge_delivery(self) -> None:
+        """Ops' outbox job: wake the delivery worker (rows written by ops itself do not pass the audit flush)."""
+        if self.telegram is not None:
+            self.telegram.delivery.wake()
 
     def start(self) -> None:
         if self.telegram is not None:
@@ -397,7 +487,7 @@ def build_control_core(
     gated = GatedVenue(venue, live_gate, [events.on_report])
     if live_gate is not None:
         live_gate.mandate_end_listeners.append(events.on_mandate_end)
-    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming)
+    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming, clock, t.token is not None)
 
 
 async def build_control_plane(
@@ -415,6 +505,8 @@ async def build_control_plane(
     delivery_now_ns: Any = None,
     kv: Any = None,
     report_provider: Any = None,
+    job_queue: Any = None,
+    incidents: Any = None,
 ) -> None:
     """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
 
@@ -427,7 +519,7 @@ async def build_control_plane(
             "telegram.token is set but telegram.allowed_chat_ids or telegram.allowed_user_ids is empty: nobody could control "
             "the bot. Name at least one chat id and one user id (both must match for a command to take effect)."
         )
-    clock, audit = engine.clock, engine.audit
+    clock, audit = control.clock, engine.audit
     kv = kv or KVStore(db, clock.now_ns)  # type: ignore[arg-type]
     lockouts = Lockouts(
         kv, clock, audit, threshold=t.lockout_after_failures, window_s=t.failure_window_s, base_s=t.lockout_base_s, max_s=t.lockout_max_s
@@ -438,12 +530,12 @@ async def build_control_plane(
     plane = ControlPlane(
         engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
         stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
-        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider,
+        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
     )
     gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
     telegram = TelegramControl(
         t, plane, gatekeeper, OutboxRepo(db), now_ns=delivery_now_ns or time.time_ns, alert_chat_ids=t.alert_chat_ids or t.allowed_chat_ids,
-        request=request,
+        request=request, job_queue=job_queue,
     )
     if isinstance(audit, AuditStore):
         audit.outbox_listeners.append(telegram.delivery.wake)

@@ -7,6 +7,8 @@
 - Transient errors back off exponentially (0.5 s, 1 s, 2 s ... up to ``retry_max_s``).
 - A permanent error for one row (bad request, bot blocked in that chat) marks that row ``dropped`` with the
   error, logs it, and delivery goes on with the next row.
+- A row without a chat (written by ops: the daily summary, incident reports) is fanned out into one row per
+  alert chat first, so each chat's delivery is tracked on its own.
 - A row is marked ``sent`` right after the Bot API accepted it. The only window for a duplicate is a crash or
   an ambiguous timeout between the two; every alert carries its outbox id (``#123``) so a repeat is visible.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from telegram.error import BadRequest, ChatMigrated, EndPointNotFound, Forbidden, RetryAfter
 
@@ -47,10 +49,12 @@ class OutboxDelivery:
         *,
         now_ns: Callable[[], int],
         retry_max_s: float,
+        chat_ids: Sequence[int] = (),
         retry_base_s: float = 0.5,
         batch: int = 50,
     ) -> None:
         self.repo = repo
+        self.chat_ids = tuple(chat_ids)
         self.sender = sender
         self._now_ns = now_ns
         self.retry_max_s = retry_max_s
@@ -59,6 +63,7 @@ class OutboxDelivery:
         self._wake = asyncio.Event()
         self._pause_until = 0.0  # loop time before which nothing is attempted
         self._failures = 0  # consecutive transient failures (backoff exponent)
+        self._lock = asyncio.Lock()
         self.sent = 0
         self.dropped = 0
         self.transient_failure = asyncio.Event()  # set on every failed attempt that will be retried (tests, health)
@@ -73,7 +78,14 @@ class OutboxDelivery:
         return delay
 
     async def deliver_due(self) -> float | None:
-        """One pass. Returns the seconds until the next pass is due, or None when nothing is waiting."""
+        """One pass. Returns the seconds until the next pass is due, or None when nothing is waiting.
+
+        Passes never overlap (the worker, the shutdown drain and any other caller share one lock): two
+        overlapping passes would both send the row neither had marked yet."""
+        async with self._lock:
+            return await self._pass()
+
+    async def _pass(self) -> float | None:
         loop = asyncio.get_running_loop()
         wait = self._pause_until - loop.time()
         if wait > 0:
@@ -87,8 +99,9 @@ class OutboxDelivery:
                 if item.next_attempt_at is not None and item.next_attempt_at > now:
                     return max(0.0, (item.next_attempt_at - now).total_seconds())
                 if item.chat_id is None:
-                    await self._drop(item, "no destination chat")
-                    continue
+                    await self.repo.fan_out(item, self.chat_ids)  # one row per alert chat, delivered after this pass
+                    self.marked.set()
+                    break
                 try:
                     await self.sender(item)
                 except RetryAfter as exc:
@@ -116,8 +129,9 @@ class OutboxDelivery:
                 self._failures = 0
                 self.sent += 1
                 self.marked.set()
-            if len(items) < self.batch:
-                return None
+            else:
+                if len(items) < self.batch:
+                    return None
 
     async def _drop(self, item: OutboxItem, error: str) -> None:
         await self.repo.mark_dropped(item.id, error)

@@ -244,9 +244,10 @@ class GatedVenue:
         return await self._inner.load_instruments()
 
     def set_report_sink(self, sink: ReportSink) -> None:
-        def observed(report: ExecutionReport) -> None:
+        def observed(report: Any) -> None:  # ExecutionReport | PositionUpdate
             sink(report)
-            self._observe(report)
+            if isinstance(report, ExecutionReport):
+                self._observe(report)
 
         self._inner.set_report_sink(observed)
 

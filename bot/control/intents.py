@@ -120,7 +120,7 @@ class IntentCommands:
 
         def stage() -> tuple[str | None, Staged | None, Intent]:
             intent = Intent(
-                id=self.engine.next_id(), ts_ns=self.clock.now_ns(), strategy_id=MANUAL, asset=spec.asset, side=spec.side, qty=q,
+                id=self.engine.next_id(), ts_ns=self.engine.clock.now_ns(), strategy_id=MANUAL, asset=spec.asset, side=spec.side, qty=q,
                 order_type=spec.order_type, limit_price=p, tif=spec.tif, urgency=Urgency.NORMAL, risk_tags=("manual",),
                 rationale=f"operator {sender.label} via Telegram",
             )
@@ -304,7 +304,7 @@ class IntentCommands:
         old = entry.intent
         assert old is not None
         entry.close(EntryStatus.VOIDED, f"price drifted {drift:.1f} bps since staging (limit {self.max_drift} bps): re-staged", self.clock.now_ns())
-        intent = replace(old, id=self.engine.next_id(), ts_ns=self.clock.now_ns(), rationale=f"{old.rationale}; re-staged after price drift")
+        intent = replace(old, id=self.engine.next_id(), ts_ns=self.engine.clock.now_ns(), rationale=f"{old.rationale}; re-staged after price drift")
         self._record_decision(intent, f"restage:{entry.hash}")
         verdict = self.engine.check_risk(intent, "staged")
         head = f"⚠️ The price moved <b>{bps(drift)}</b> since staging (now {price(mid, quote)}; limit {bps(self.max_drift)}): <code>{entry.short}</code> was not executed."

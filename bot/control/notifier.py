@@ -6,8 +6,8 @@ of the event that raised the alert. Delivery is ``OutboxDelivery``'s job.
 
 - Deduplication: an alert whose ``key`` was alerted less than ``dedup_s`` ago is suppressed and counted; the
   next alert of that key says how many were suppressed.
-- Throttling: at most ``info_per_minute`` INFO alerts per minute (fills can be many); WARNING and CRITICAL are
-  never throttled, only deduplicated.
+- Throttling: at most ``info_per_minute`` INFO alerts per minute (fills can be many); WARNING, ERROR and
+  CRITICAL are never throttled, only deduplicated.
 ``text`` is HTML: callers escape what they interpolate (``bot.control.fmt.esc``).
 """
 
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from bot.domain.ports import Clock
 
 NS = 1_000_000_000
-SEVERITIES = ("INFO", "WARNING", "CRITICAL")
-ICON = {"INFO": "ℹ️", "WARNING": "⚠️", "CRITICAL": "🛑"}
+SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
+ICON = {"INFO": "ℹ️", "WARNING": "⚠️", "ERROR": "❗", "CRITICAL": "🛑"}
 
 
 class OutboxSink(Protocol):
@@ -85,5 +85,7 @@ class LogNotifier:
 
     def alert(self, severity: str, key: str, text: str) -> None:
         self.raised += 1
-        level = {"INFO": logging.INFO, "WARNING": logging.WARNING, "CRITICAL": logging.CRITICAL}.get(severity.upper(), logging.WARNING)
+        level = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}.get(
+            severity.upper(), logging.WARNING
+        )
         self._log.log(level, "alert %s: %s", key, text)

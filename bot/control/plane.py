@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyotp
 
@@ -74,6 +75,7 @@ class ControlPlane:
         pnl_today: TextProvider | None = None,
         kill_file: Path | None = None,
         feed_stale_s: float = 30.0,
+        incidents: Any = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -94,6 +96,7 @@ class ControlPlane:
         self.pnl_today = pnl_today
         self.kill_file = kill_file
         self.feed_stale_s = feed_stale_s
+        self.incidents = incidents  # ops' IncidentDesk (open_manual, annotate, open_incident, recent, render)
         self.started_mono = clock.monotonic_ns()
         self._totp = pyotp.TOTP(settings.totp_secret.get_secret_value()) if settings.totp_secret is not None else None
         self._last_totp_counter = -1
@@ -115,6 +118,7 @@ class ControlPlane:
             CommandSpec("kill", "Cancel all orders and enter SAFE now", "/kill", self.kill),
             CommandSpec("resume", "Leave SAFE: runs the recovery checklist", "/resume", self.resume),
             CommandSpec("report", "Today's summary now", "/report", self.report),
+            CommandSpec("incident", "Show or complete the incident report", "/incident 3 root_cause venue maintenance", self.incident),
             CommandSpec("approve", "Approve the running configuration", "/approve 5d41402abc", self.approve),
             CommandSpec("help", "Commands with examples", "/help", self.help),
         ]
@@ -276,6 +280,32 @@ class ControlPlane:
         html, png = await self.report_provider()
         return Reply(html, photo=png, detail="report")
 
+    async def incident(self, sender: Sender, args: list[str], ref: str) -> Reply:
+        """``/incident`` (the open one), ``/incident new <text>``, ``/incident <id> <field> <text>``."""
+        desk = self.incidents
+        if desk is None:
+            return refused("Incident reports are not available in this build.")
+        if not args:
+            inc = await desk.open_incident()
+            if inc is None:
+                recent = await desk.recent(3)
+                if not recent:
+                    return Reply("No incident reports.")
+                return Reply("No open incident. Recent: " + ", ".join(esc(i.incident_id) for i in recent))
+            return Reply(desk.render(inc))
+        if args[0].lower() == "new":
+            if len(args) < 2:
+                raise ParseError("usage: /incident new <what happened>")
+            inc = await desk.open_manual(" ".join(args[1:]), sender.label)
+            return Reply(desk.render(inc), detail=f"incident {inc.incident_id} opened")
+        if len(args) < 3:
+            raise ParseError("usage: /incident <id> root_cause|mitigation|follow_up|impact|note <text>")
+        try:
+            inc = await desk.annotate(args[0], args[1].lower(), " ".join(args[2:]), sender.label)
+        except ValueError as exc:  # IncidentError: an operator-readable message
+            raise ParseError(str(exc)) from None
+        return Reply(desk.render(inc), detail=f"incident {inc.incident_id} {args[1].lower()}")
+
     async def help(self, sender: Sender, args: list[str], ref: str) -> Reply:
         lines = ["<b>Commands</b>"]
         for s in self.commands.values():
@@ -306,6 +336,7 @@ class ControlPlane:
         e = self.engine
         now = self.clock.now_ns()
         mono = self.clock.monotonic_ns()
+        engine_mono = e.clock.monotonic_ns()  # market data ages are in the engine's time (event time in DRY_RUN)
         s = self.safety
         lines = [
             f"<b>{esc(e.mode.value)}</b> · {STATE_ICON[s.state]} <b>{esc(s.state)}</b>"
@@ -325,7 +356,7 @@ class ControlPlane:
             if seen is None:
                 feeds.append(f"{esc(asset)} no data ⚠️")
             else:
-                age = (mono - seen) / NS
+                age = (engine_mono - seen) / NS
                 feeds.append(f"{esc(asset)} {age:.1f}s" + (" ⚠️" if age > self.feed_stale_s else ""))
         lines.append("Feeds: " + ", ".join(feeds))
         pos = [p for p in e.portfolio.positions.values() if p.qty != 0]

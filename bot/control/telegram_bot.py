@@ -18,6 +18,7 @@ import html as html_lib
 import logging
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
 from telegram.constants import ParseMode
@@ -49,6 +50,8 @@ NS = 1_000_000_000
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 BUTTON_COMMANDS = {"c": "confirm", "r": "cancel"}
 REPLY_RETRIES = 2
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -107,6 +110,7 @@ class TelegramControl:
         request: BaseRequest | None = None,
         updates_request: BaseRequest | None = None,
         rate_limiter: bool = True,
+        job_queue: Any = None,
     ) -> None:
         if settings.token is None:
             raise ValueError("TelegramControl needs telegram.token")
@@ -119,7 +123,7 @@ class TelegramControl:
             .token(settings.token.get_secret_value())
             .base_url(settings.base_url)
             .base_file_url(settings.base_file_url)
-            .job_queue(None)
+            .job_queue(job_queue)  # the service's one scheduler (ops), or none
         )
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate_per_s, overall_time_period=1, max_retries=0))
@@ -132,7 +136,9 @@ class TelegramControl:
         self.app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, self._on_text))
         self.app.add_error_handler(self._on_error)
         self._rate_limited = rate_limiter
-        self.delivery = OutboxDelivery(outbox, self._send_item, now_ns=now_ns, retry_max_s=settings.outbox_retry_max_s)
+        self.delivery = OutboxDelivery(
+            outbox, self._send_item, now_ns=now_ns, retry_max_s=settings.outbox_retry_max_s, chat_ids=self.alert_chat_ids
+        )
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -258,9 +264,11 @@ class TelegramControl:
     async def _send_item(self, item: OutboxItem) -> None:
         """The outbox's sender: one alert to one chat (errors are classified by OutboxDelivery)."""
         assert item.chat_id is not None
-        text = f"{item.text}\n<i>#{item.id}</i>"
+        footer = f"\n<i>#{item.id}</i>"  # the alert's id: a repeat (after an ambiguous timeout) is recognisable
+        limit = CAPTION_LIMIT if item.photo is not None else TEXT_LIMIT
+        text = item.text + footer if len(_plain(item.text)) + len(footer) <= limit else item.text
         if item.photo is not None:
-            await self.app.bot.send_photo(chat_id=item.chat_id, photo=item.photo, caption=text[:1024], parse_mode=ParseMode.HTML)
+            await self.app.bot.send_photo(chat_id=item.chat_id, photo=item.photo, caption=text or None, parse_mode=ParseMode.HTML)
         else:
             await self.app.bot.send_message(chat_id=item.chat_id, text=text, parse_mode=ParseMode.HTML)
 

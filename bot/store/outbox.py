@@ -62,6 +62,26 @@ class OutboxRepo:
     async def mark_dropped(self, row_id: int, error: str) -> None:
         await self._set(row_id, status="dropped", attempts=self._t.c.attempts + 1, last_error=error[:2000])
 
+    async def fan_out(self, item: OutboxItem, chat_ids: Sequence[int]) -> None:
+        """A row written without a chat (ops' messages) becomes one row per chat, in one transaction; the
+        original is marked ``fanned``. Each copy is then delivered and tracked on its own."""
+        t = self._t
+        async with self._engine.begin() as conn:
+            if chat_ids:
+                await conn.execute(
+                    t.insert(),
+                    [
+                        {"created_at": item.created_at, "chat_id": chat, "severity": item.severity, "dedup_key": item.dedup_key,
+                         "text": item.text, "photo": item.photo, "status": "pending", "attempts": 0, "next_attempt_at": None,
+                         "sent_at": None, "last_error": ""}
+                        for chat in chat_ids
+                    ],
+                )
+            await conn.execute(
+                update(t).where(t.c.id == item.id, t.c.status == "pending").values(status="fanned" if chat_ids else "dropped",
+                                                                                    last_error="" if chat_ids else "no alert chat")
+            )
+
     async def defer_all(self, next_at: datetime) -> None:
         """Flood control: no pending row is attempted before ``next_at``."""
         t = self._t

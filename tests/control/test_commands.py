@@ -28,7 +28,7 @@ async def audit_rows(h: Harness) -> list[Any]:
 async def test_commands_are_registered_with_set_my_commands(h: Harness) -> None:
     names = [c["command"] for c in h.fake.my_commands()]
     assert names == ["status", "arm", "disarm", "intent", "confirm", "intents", "cancel", "orders", "positions", "pnl", "kill",
-                     "resume", "report", "approve", "help"]
+                     "resume", "report", "incident", "approve", "help"]
 
 
 async def test_help_lists_every_command_with_an_example(h: Harness) -> None:

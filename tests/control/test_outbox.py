@@ -91,3 +91,39 @@ async def test_outbox_survives_a_restart(tmp_path: Path) -> None:
         async with Harness(tmp_path, fake=fake):
             [sent] = await fake.wait_for_sent(lambda r: "raised before the restart" in (r.plain_text or ""), since=since, timeout=10)
             assert sent.chat_id == OP
+
+
+async def test_overlapping_delivery_passes_never_send_a_row_twice(tmp_path: Path) -> None:
+    """The worker and the shutdown drain may run a pass at the same time: each row still goes out once."""
+    import time
+
+    from bot.control.delivery import OutboxDelivery
+    from bot.engine.clock import ManualClock
+    from bot.store.audit import AuditStore
+    from bot.store.db import create_engine
+    from bot.store import migrate
+    from bot.store.outbox import OutboxItem
+
+    db = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        await migrate.upgrade(db)
+        audit = AuditStore(db, run_id="r", mode="LIVE", version_hash="v", config_hash="c", now_ns=ManualClock(time.time_ns()).now_ns)
+        for i in range(3):
+            audit.add_outbox({"severity": "INFO", "dedup_key": f"k{i}", "text": f"t{i}", "chat_id": OP})
+        await audit.flush()
+        gate = asyncio.Event()
+        sent: list[int] = []
+
+        async def slow_sender(item: OutboxItem) -> None:
+            await gate.wait()
+            sent.append(item.id)
+
+        delivery = OutboxDelivery(OutboxRepo(db), slow_sender, now_ns=time.time_ns, retry_max_s=1)
+        first = asyncio.create_task(delivery.deliver_due())
+        second = asyncio.create_task(delivery.deliver_due())
+        gate.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(first, second)
+        assert sorted(sent) == [1, 2, 3]
+    finally:
+        await db.dispose()

@@ -24,6 +24,8 @@ def config(tmp_path: Path, fake: FakeTelegram, extra: str = "") -> Path:
         f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "bot.db"}"\n'
         '[market.synthetic]\ninterval_ms = 2\nmax_ticks = 0\nstart_ts = "2026-01-01T00:00:00Z"\n'
         "[engine]\nheartbeat_interval_s = 3600\n"
+        f'state_dir = "{tmp_path / "state"}"\nkill_file = "{tmp_path / "state" / "KILL"}"\n'
+        f'[ops]\nsnapshot_dir = "{tmp_path / "snapshots"}"\n'
         f'[telegram]\nbase_url = "{fake.base_url}"\nbase_file_url = "{fake.base_file_url}"\n'
         f"allowed_chat_ids = [{OP}]\nallowed_user_ids = [{OP}]\ncommands_per_minute = 600\n" + extra
     )
