@@ -41,10 +41,13 @@ class ControlEvents:
         self.book = book
         self.instruments = instruments
         self.require_arming = require_arming
+        # False when another part announces trading-state changes (the service: risk and ops' incident desk)
+        self.announce_trading_state = True
 
     # SafetyController listener
     def on_trading_state(self, old: TradingState, new: TradingState, code: ErrorCode | None, reason: str) -> None:
         label = f"{new}" + (f" ({code})" if code else "")
+        announce = self.announce_trading_state
         if new in _STOPPED:
             voided = self.book.void_all(f"trading state {new}: {reason}", self.clock.now_ns())
             was_armed = self.arming.expires_ns is not None
@@ -54,8 +57,11 @@ class ControlEvents:
             if voided:
                 text += f"; {len(voided)} staged intent(s)/mandate(s) voided"
             text += ". Leaving it takes /resume (recovery checklist)" + (" and a fresh /arm." if self.require_arming else ".")
-            self.notifier.alert("CRITICAL", f"state:{new}:{code}", text)
+            if announce:
+                self.notifier.alert("CRITICAL", f"state:{new}:{code}", text)
             self.arming.disarm(f"trading state {new}: {reason}")
+        elif not announce:
+            return
         elif new is TradingState.REDUCING:
             self.notifier.alert("WARNING", f"state:{new}:{code}", f"<b>Trading state {esc(label)}</b>: {esc(reason)}. Only orders that reduce exposure.")
         elif old is not TradingState.ACTIVE and new is TradingState.ACTIVE:

@@ -31,7 +31,9 @@ from bot.engine.market_state import MarketState
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy, StrategyContext
 from bot.oms.orders import OrderManager
-from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.engine import RiskEngine
+from bot.risk.limits import RiskLimits
+from bot.risk.safety import SafetyController
 from bot.service import Control, build_control_core, build_control_plane
 from bot.store import migrate
 from bot.store.audit import AuditStore
@@ -175,14 +177,15 @@ class Harness:
         self.venue = RecordingVenue(self.sim)
         self.portfolio = Portfolio()
         self.market = MarketState()
+        self.safety = SafetyController(self.audit, self.clock)
         self.control: Control = build_control_core(
             self.settings, mode=self.mode, clock=self.clock, audit=self.audit, venue=self.venue, instruments=self.instruments,
-            market=self.market, portfolio=self.portfolio,
+            market=self.market, portfolio=self.portfolio, safety=self.safety,
         )
         self.oms = OrderManager(venue=self.control.venue, venue_name="sim", portfolio=self.portfolio, audit=self.audit, clock=self.clock,
                                 instruments=self.instruments)
         self.engine = Engine(
-            mode=self.mode, clock=self.clock, audit=self.audit, risk=RiskEngine(self.risk), oms=self.oms, portfolio=self.portfolio,
+            mode=self.mode, clock=self.clock, audit=self.audit, risk=RiskEngine(self.risk, self.safety, assets=(ASSET,), start_ns=self.clock.monotonic_ns()), oms=self.oms, portfolio=self.portfolio,
             market=self.market, instruments=self.instruments, strategies=self.strategies,
             strategy_meta={s.strategy_id: StrategyMeta("c", "p") for s in self.strategies}, gate=self.control.gate, id_prefix=self.run_id[:8],
         )

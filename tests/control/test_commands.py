@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.control.parse import ParseError
 from bot.domain.errors import ErrorCode
 from bot.domain.modes import Mode
-from bot.risk.engine import RiskLimits
+from bot.risk.limits import RiskLimits
 from bot.risk.safety import Check, TradingState
 from bot.store.models import OperatorCommandRow
 from tests.control.harness import ASSET, OP, OP2, EveryTick, Harness

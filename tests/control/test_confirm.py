@@ -10,7 +10,7 @@ import pyotp
 
 from bot.domain.errors import ErrorCode
 from bot.domain.modes import Mode
-from bot.risk.engine import RiskLimits
+from bot.risk.limits import RiskLimits
 from bot.risk.safety import TradingState
 from tests.control.harness import ASSET, GROUP, OP, OP2, STRANGER, Harness
 
@@ -152,12 +152,15 @@ async def test_risk_runs_again_at_confirmation(tmp_path: Path) -> None:
 async def test_no_market_data_fails_closed(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:  # no tick yet
         await h.command("/arm 15m")
-        full = await staged(h)
-        assert "No market price to check the drift against" in ((await h.command(f"/confirm {full[:10]}")).plain_text or "")
+        reply = await h.command(BUY)
+        assert "Risk pre-check blocked" in (reply.plain_text or "") and "MARKET_DATA_STALE" in (reply.plain_text or "")
         await h.tick("60000")
-        # the reference mid of the staging is unknown: it can never pass the drift check; stage again
-        assert "No market price" in ((await h.command(f"/confirm {full[:10]}")).plain_text or "")
+        full = await staged(h)
+        h.market.last.clear()  # the price disappears between staging and confirmation
+        assert "No market price to check the drift against" in ((await h.command(f"/confirm {full[:10]}")).plain_text or "")
         assert h.venue.placed == []
+        await h.tick("60000")
+        assert "✅ Executed" in ((await h.command(f"/confirm {full[:10]}")).plain_text or "")  # still pending: it can go now
 
 
 async def test_four_eyes_needs_a_second_operator(tmp_path: Path) -> None:

@@ -31,7 +31,9 @@ from bot.engine.loop import Engine
 from bot.engine.market_state import MarketState
 from bot.engine.sim_venue import SimulatedVenue
 from bot.oms.orders import OrderManager
-from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.engine import RiskEngine
+from bot.risk.limits import RiskLimits
+from bot.risk.safety import SafetyController
 from bot.service import build_control_core, build_control_plane
 from tests.control.harness import ASSET, GROUP, OP, OP2, OTHER_CHAT, STRANGER, QueueFeed, RecordingVenue, instruments
 
@@ -169,10 +171,13 @@ async def scenario(steps: list[tuple[tuple[str, Any], tuple[int, bool]]]) -> lis
     sim = SimulatedVenue(inst, clock, balances={"USDT": Decimal("1000000"), "BTC": Decimal("10")})
     venue = RecordingVenue(sim)
     portfolio, market = Portfolio(), MarketState()
-    control = build_control_core(tg, mode=Mode.LIVE, clock=clock, audit=audit, venue=venue, instruments=inst, market=market, portfolio=portfolio)
+    safety = SafetyController(audit, clock)
+    control = build_control_core(
+        tg, mode=Mode.LIVE, clock=clock, audit=audit, venue=venue, instruments=inst, market=market, portfolio=portfolio, safety=safety
+    )
     oms = OrderManager(venue=control.venue, venue_name="sim", portfolio=portfolio, audit=audit, clock=clock, instruments=inst)
     engine = Engine(
-        mode=Mode.LIVE, clock=clock, audit=audit, risk=RiskEngine(RiskLimits(Decimal("0.1"), Decimal("100000"), Decimal("5"), {"sim": (ASSET,)})),
+        mode=Mode.LIVE, clock=clock, audit=audit, risk=RiskEngine(RiskLimits(Decimal("0.1"), Decimal("100000"), Decimal("5"), {"sim": (ASSET,)}), safety, assets=(ASSET,)),
         oms=oms, portfolio=portfolio, market=market, instruments=inst, strategies=[], strategy_meta={}, gate=control.gate, id_prefix="p",
     )
     control.venue.set_report_sink(engine.on_report)
