@@ -22,14 +22,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
-from bot.config import LoadedConfig, Settings, public_dict
+from bot.config import LoadedConfig, Settings, TelegramSettings, public_dict
+from bot.control.approval import ConfigApproval
 from bot.control.arming import Arming
+from bot.control.auth import Gatekeeper
+from bot.control.events import ControlEvents
+from bot.control.fmt import esc
+from bot.control.gate import GatedVenue, LiveGate, SafetyGate
+from bot.control.lockout import Lockouts
+from bot.control.notifier import LogNotifier, OutboxNotifier
+from bot.control.plane import ControlPlane
+from bot.control.ratelimit import CommandRateLimiter
+from bot.control.stager import Stager
+from bot.control.staging import IntentBook
+from bot.control.telegram_bot import TelegramControl
 from bot.domain.instrument import FeeModel, Instrument, PositionSemantics
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
 from bot.engine.clock import ManualClock, WallClock
-from bot.engine.loop import AutoGate, Engine, StrategyMeta
+from bot.engine.loop import AutoGate, Engine, ExecutionGate, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.recorder import MarketRecorder, RecordedDataError, RecordedFeed
 from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class, params_hash
@@ -49,7 +61,9 @@ from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CH
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
+from bot.store.kv import KVStore
 from bot.store.migrate import check_schema
+from bot.store.outbox import OutboxRepo
 from bot.strategies.manual import ManualStrategy
 
 log = logging.getLogger("bot.service")
@@ -147,6 +161,7 @@ class Service:
     ops: OpsRuntime | None = None
     reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
     safety: SafetyController | None = None
+    control: Control | None = None
     recorder: MarketRecorder | None = None  # market data recording (DRY_RUN, LIVE)
     start_ns: int = 0  # the clock at build: where a replay's injected clock starts
 
@@ -161,6 +176,7 @@ async def build(
     clock: Clock | None = None,
     feed: MarketFeed | None = None,
     config_hint: str = "",
+    control_clock: Clock | None = None,
     run_id: str | None = None,
     id_prefix: str | None = None,
 ) -> Service:
@@ -198,14 +214,15 @@ async def build(
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
-        return _assemble(loaded, db, clock, feed, run_id, id_prefix)
+        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock)
     except BaseException:
         await db.dispose()  # a refused start leaves no connection behind
         raise
 
 
-def _assemble(
-    loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None
+async def _assemble(
+    loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None,
+    control_clock: Clock | None,
 ) -> Service:
     s = loaded.settings
     run_id = run_id or uuid.uuid4().hex
@@ -231,6 +248,7 @@ def _assemble(
         enforce_balances=sim.enforce_balances,
         history=sim.history,
         follow_clock=sim_clock is not clock,  # the engine already moves a clock it shares with the venue
+        balance_positions=True,  # spot positions as a real venue has them: the OMS takes its baseline at start-up
     )
     portfolio = Portfolio()
     market = MarketState()
@@ -238,8 +256,17 @@ def _assemble(
     safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
     id_prefix = id_prefix or run_id[:12]  # from the run id: client order ids stay unique across restarts
     tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
+    # the control plane: the execution gate and, in front of the venue, its guard (in LIVE no order without arming
+    # and a confirmation). The operator's clock (arming, staged intents, message age, lockouts) is the wall clock,
+    # except in REPLAY, where nothing may follow wall time
+    if control_clock is None:
+        control_clock = clock if s.mode is Mode.REPLAY else WallClock()
+    control = build_control_core(
+        s.telegram, mode=s.mode, clock=control_clock, audit=audit, venue=tap, instruments=instruments,
+        market=market, portfolio=portfolio, safety=safety,
+    )
     oms = OrderManager(
-        venue=tap,
+        venue=control.venue,
         venue_name=venue.name,
         portfolio=portfolio,
         audit=audit,
@@ -271,11 +298,11 @@ def _assemble(
         instruments=instruments,
         strategies=strategies,
         strategy_meta=meta,
-        gate=AutoGate(),
+        gate=control.gate,
         id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
-    venue.set_report_sink(engine.on_report)
+    control.venue.set_report_sink(engine.on_report)  # through the guard to the venue: fills and rejects are alerted
     engine.tick_listeners.append(venue.on_tick)
     engine.book_listeners.append(venue.on_book)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
@@ -285,7 +312,7 @@ def _assemble(
         engine.market_listeners.append(recorder)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     connect_tap(tap, runtime)
-    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+    arming = control.arming  # in the operator's (wall) clock
 
     def revoke_arming(old: TradingState, new: TradingState, code: Any, reason: str) -> None:
         if new is not TradingState.ACTIVE:  # any automatic halt revokes arming: LIVE needs a human re-arm
@@ -308,15 +335,15 @@ def _assemble(
         )
     svc = Service(
         loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, reconciler=reconciler, safety=safety,
-        recorder=recorder, start_ns=start_ns,
+        control=control, recorder=recorder, start_ns=start_ns,
     )
     if s.mode is Mode.REPLAY:
-        # no scheduler in REPLAY: its wall-time jobs (reconciliation, snapshots, reports) would call into the
-        # engine at moments no recording holds, and a replay is reproducible only from its events
+        # no scheduler and no operator in REPLAY: their wall-time jobs and commands would call into the engine at
+        # moments no recording holds, and a replay is reproducible only from its events
         return svc
     # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
     # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
-    svc.ops = OpsRuntime(
+    ops = svc.ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
             reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
@@ -324,9 +351,9 @@ def _assemble(
                 "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
                 "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
             },
+            **control.ops_hooks(),
         )
     )
-    ops = svc.ops
     oms.rec.alert = ops.alert
     # risk alerts (kill switches, breaches, flattening, per-strategy halts) reach the operator through the outbox;
     # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
@@ -334,7 +361,21 @@ def _assemble(
     runtime.alert_global_halts = False
     # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
     safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
+    await build_control_plane(
+        control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
+        run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
+        report_provider=_report_provider(ops), incidents=ops.incidents,
+    )
     return svc
+
+
+def _report_provider(ops: OpsRuntime) -> Any:
+    async def report() -> tuple[str, bytes | None]:
+        summary = await ops.reports.daily()
+        return summary.text_html, summary.png_bytes
+
+    return report
 
 
 def _mid(market: MarketState, asset: str) -> Decimal | None:
@@ -411,6 +452,9 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     )
     for key in service.loaded.overrides:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
+    control = service.control
+    if control is not None and service.ops is not None:  # REPLAY has no operator to tell
+        control.announce_start(s.mode.value, service.version, service.loaded.hash)
     await audit.flush()
     stop = service.stop_event
     if service.reconciler is not None:
@@ -431,6 +475,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         ]
     if service.recorder is not None:
         background.append(asyncio.create_task(_every(stop, 1.0, service.recorder.flush), name="market-data-flush"))
+    if control is not None and ops is not None:
+        control.start()  # Telegram: polling and alert delivery
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -473,7 +519,11 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
                 "data": {"events": c.events, "ticks": c.ticks, "decisions": c.decisions, "intents": c.intents, "orders": c.orders, "fills": c.fills},
             },
         )
+        if control is not None and ops is not None:
+            control.announce_stop(engine.heartbeat_line())
         await engine.flush_audit()
+        if control is not None and ops is not None:
+            await control.stop()  # delivers what is due (bounded), then stops polling
         await service.venue.close()
         await service.db.dispose()
         if install_signals:
@@ -489,3 +539,157 @@ def _noop() -> None:
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:
     await engine.start()
     await engine.run(feed)
+
+
+# ----------------------------------------------------------------------------- control plane (issue 7)
+@dataclass
+class Control:
+    """The control plane's parts. ``plane`` and ``telegram`` exist only when telegram.token is set."""
+
+    safety: SafetyController
+    arming: Arming
+    book: IntentBook
+    stager: Stager
+    gate: ExecutionGate
+    live_gate: LiveGate | None
+    venue: GatedVenue  # what the OMS talks to
+    notifier: Any
+    events: ControlEvents
+    require_arming: bool
+    clock: Clock
+    token: bool
+    plane: ControlPlane | None = None
+    telegram: TelegramControl | None = None
+    approval: ConfigApproval | None = None
+
+    def announce_start(self, mode: str, version: str, config_hash: str) -> None:
+        self.notifier.alert("INFO", f"service:start:{config_hash}", f"▶️ <b>Service started</b>: {esc(mode)}, v{esc(version)}, config {config_hash[:10]}.")
+        notice = self.approval.notice_html() if self.approval is not None else None
+        if notice:
+            self.notifier.alert("WARNING", f"config:{config_hash}", notice)
+
+    def announce_stop(self, detail: str) -> None:
+        self.notifier.alert("WARNING", "service:stop", f"⏹ <b>Service stopping</b>: {esc(detail)}")
+
+    def ops_hooks(self) -> dict[str, Any]:
+        """What ops (OpsDeps) takes from the control plane: alerts, the delivery nudge, expiry jobs, arming."""
+        if not self.token:
+            return {}  # no Telegram: nothing can be armed or staged; ops' own outbox fallback takes the alerts
+        return {
+            "expiry": {"intents": lambda: self.book.expire_due(self.clock.now_ns())},
+            "arming": self.arming,
+            "alert": lambda severity, key, text: self.notifier.alert(severity, key, esc(text)),  # ops passes plain text
+            "deliver_outbox": self._nudge_delivery,
+        }
+
+    async def _nudge_delivery(self) -> None:
+        """Ops' outbox job: wake the delivery worker (rows written by ops itself do not pass the audit flush)."""
+        if self.telegram is not None:
+            self.telegram.delivery.wake()
+
+    def start(self) -> None:
+        if self.telegram is not None:
+            self.telegram.start()
+
+    async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop()
+
+
+def build_control_core(
+    t: TelegramSettings,
+    *,
+    mode: Mode,
+    clock: Clock,
+    audit: AuditStore | Any,
+    venue: Any,
+    instruments: dict[str, Instrument],
+    market: MarketState,
+    portfolio: Portfolio,
+    safety: SafetyController | None = None,
+) -> Control:
+    """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    safety = safety or SafetyController(audit, clock)
+    require_arming = mode is Mode.LIVE
+    arming = Arming(clock, audit, t.arm_max_ttl_s)
+    book = IntentBook()
+    stager = Stager(
+        book=book, clock=clock, arming=arming, require_arming=require_arming, instruments=instruments, market=market,
+        intent_ttl_s=t.intent_ttl_s, four_eyes_notional=t.four_eyes_notional,
+    )
+    live_gate: LiveGate | None = None
+    gate: ExecutionGate
+    if mode is Mode.LIVE or t.gate_in_dry_run:
+        live_gate = LiveGate(
+            clock=clock, audit=audit, book=book, stager=stager, arming=arming, safety=safety, require_arming=require_arming,
+            market=market, portfolio=portfolio, instruments=instruments, push_interval_s=t.strategy_push_interval_s,
+        )
+        gate = live_gate
+    else:
+        gate = SafetyGate(AutoGate(), safety, audit)
+    chats = t.alert_chat_ids or t.allowed_chat_ids
+    notifier: Any = (
+        OutboxNotifier(audit, chats, clock, dedup_s=t.alert_dedup_s, info_per_minute=t.info_alerts_per_minute)
+        if t.token is not None else LogNotifier()
+    )
+    events = ControlEvents(notifier=notifier, clock=clock, arming=arming, book=book, instruments=instruments, require_arming=require_arming)
+    safety.add_listener(events.on_trading_state)
+    arming.add_listener(events.on_arming)
+    gated = GatedVenue(venue, live_gate, [events.on_report])
+    if live_gate is not None:
+        live_gate.mandate_end_listeners.append(events.on_mandate_end)
+    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming, clock, t.token is not None)
+
+
+async def build_control_plane(
+    control: Control,
+    t: TelegramSettings,
+    *,
+    engine: Engine,
+    db: AsyncEngine | None,
+    config_hash: str,
+    config_public: dict[str, Any],
+    version: str,
+    run_id: str,
+    kill_file: Path | None = None,
+    request: Any = None,
+    delivery_now_ns: Any = None,
+    kv: Any = None,
+    report_provider: Any = None,
+    job_queue: Any = None,
+    incidents: Any = None,
+) -> None:
+    """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
+
+    ``request`` (a PTB BaseRequest) and ``kv`` replace the HTTP client and the state table in fast tests.
+    """
+    if t.token is None:
+        return
+    if not t.allowed_chat_ids or not t.allowed_user_ids:
+        raise StartupError(
+            "telegram.token is set but telegram.allowed_chat_ids or telegram.allowed_user_ids is empty: nobody could control "
+            "the bot. Name at least one chat id and one user id (both must match for a command to take effect)."
+        )
+    clock, audit = control.clock, engine.audit
+    kv = kv or KVStore(db, clock.now_ns)  # type: ignore[arg-type]
+    lockouts = Lockouts(
+        kv, clock, audit, threshold=t.lockout_after_failures, window_s=t.failure_window_s, base_s=t.lockout_base_s, max_s=t.lockout_max_s
+    )
+    await lockouts.load()
+    approval = ConfigApproval(kv, audit, clock, current_hash=config_hash, current_public=config_public)
+    await approval.load()
+    plane = ControlPlane(
+        engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
+        stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
+        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
+    )
+    gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
+    telegram = TelegramControl(
+        t, plane, gatekeeper, OutboxRepo(db), now_ns=delivery_now_ns or time.time_ns, alert_chat_ids=t.alert_chat_ids or t.allowed_chat_ids,
+        request=request, job_queue=job_queue,
+    )
+    if isinstance(audit, AuditStore):
+        audit.outbox_listeners.append(telegram.delivery.wake)
+    if control.live_gate is not None:
+        control.live_gate.staged_listeners.append(telegram.announce)
+    control.plane, control.telegram, control.approval = plane, telegram, approval

@@ -18,18 +18,16 @@ from bot.store.db import create_engine
 # warning would replace the real exception (measured with the fake Bot API server).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-_PRISTINE_DECIMAL = decimal.Context()  # the interpreter's default arithmetic context (ROUND_HALF_EVEN, 28 digits)
-
-
 @pytest.fixture(autouse=True)
-def fresh_decimal_context() -> Iterator[None]:
-    """Each test starts with the default decimal context: a library that mutates the one it finds (ccxt sets
-    ROUND_HALF_UP and traps Underflow) in one test must not change the arithmetic of the tests that follow."""
-    decimal.setcontext(_PRISTINE_DECIMAL.copy())
+def pristine_decimal_context() -> Iterator[None]:
+    """Every test starts with the default decimal context. ccxt changes the context it runs in (ROUND_HALF_UP,
+    Underflow trapped); a test that calls ccxt directly must not change the arithmetic of the tests after it."""
+    decimal.setcontext(decimal.Context())
     yield
+    decimal.setcontext(decimal.Context())
+
+
+PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture

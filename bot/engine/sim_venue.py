@@ -23,8 +23,9 @@ Matching rules:
   (``INSUFFICIENT_BALANCE``); cancelling an unknown or closed order -2011.
 - **Balances** (spot instruments, ``enforce_balances``): a resting buy locks its notional plus the worst fee, a
   resting sell its base quantity; an order beyond the free balance is refused (-2010). Fills always move base and
-  quote; ``get_balances`` reports free and locked; the position of a spot instrument (``get_positions``, and the
-  ``PositionUpdate`` pushed after every fill) is the total base balance, of a derivative the signed contracts.
+  quote; ``get_balances`` reports free and locked. Positions (``get_positions``, and the ``PositionUpdate`` pushed
+  after every fill): with ``balance_positions`` a spot instrument's is the total base balance, as on a real spot
+  venue (the OMS then needs its start-up baseline); otherwise, and for derivatives, the signed sum of fills.
 - **Acknowledgement latency**: with ``ack_latency_ns`` > 0 (plus a seeded uniform jitter up to
   ``latency_jitter_ns``) a new order or a cancel reaches the matching engine only once the clock has moved past
   its due time; until then ``place_order`` / ``cancel_order`` return a report with status PENDING_SUBMIT /
@@ -147,6 +148,7 @@ class SimulatedVenue:
         enforce_balances: bool = False,  # the composition root turns it on (sim.enforce_balances, default true)
         history: int = 10_000,
         follow_clock: bool = True,
+        balance_positions: bool = False,
     ) -> None:
         if ack_latency_ns < 0 or latency_jitter_ns < 0:
             raise ValueError("latencies must not be negative")
@@ -173,6 +175,9 @@ class SimulatedVenue:
         self._touch = fill_on_touch
         self._enforce = enforce_balances
         self._history = history
+        # spot position semantics of a real venue (total base balance); False: the signed sum of this venue's fills
+        # (what an OMS without a start-up baseline expects). The composition root turns it on.
+        self._balance_positions = balance_positions
         self._next_order = 1
         self._seq = 0
         self._last_due = 0
@@ -582,7 +587,7 @@ class SimulatedVenue:
     def _venue_position(self, state: _AssetState) -> Decimal:
         """The venue's own position semantics: spot = total base balance (free + locked), derivatives = contracts."""
         inst = state.inst
-        if inst.semantics is PositionSemantics.SPOT:
+        if self._balance_positions and inst.semantics is PositionSemantics.SPOT:
             return self._total.get(inst.base, ZERO)
         return self._positions.get(inst.symbol, ZERO)
 

@@ -27,6 +27,7 @@ class Harness:
         self.clock = ManualClock(1_000 * MS)
         balances = kwargs.pop("balances", {"USDT": D("1000000"), "BTC": D("10")})
         kwargs.setdefault("enforce_balances", True)
+        kwargs.setdefault("balance_positions", True)
         self.venue = SimulatedVenue({"BTC/USDT": BTC}, self.clock, balances=balances, **kwargs)  # type: ignore[arg-type]
         self.reports: list[ExecutionReport] = []
         self.positions: list[PositionUpdate] = []
@@ -174,7 +175,7 @@ async def test_liquidity_taken_stays_taken_until_the_next_tick() -> None:
 async def test_fees_maker_taker_and_gas() -> None:
     inst = Instrument("ETH/USDT", "sim", "ETHUSDT", "ETH", "USDT", D("0.01"), D("0.0001"), fees=FeeModel(D("-0.0001"), D("0.001"), D("0.5")))
     clock = ManualClock(0)
-    venue = SimulatedVenue({"ETH/USDT": inst}, clock, balances={"USDT": D("100000"), "ETH": D("10")})
+    venue = SimulatedVenue({"ETH/USDT": inst}, clock, balances={"USDT": D("100000"), "ETH": D("10")}, balance_positions=True)
     reports: list[ExecutionReport] = []
     venue.set_report_sink(lambda e: reports.append(e) if isinstance(e, ExecutionReport) else None)
     venue.on_tick(Tick("ETH/USDT", D("1999.99"), D("10"), D("2000.00"), D("10"), 1, 1, 1))
