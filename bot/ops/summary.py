@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.ops.chart import render_chart
 from bot.ops.daymetrics import BookStart, DayMetrics, FillRec, compute
 from bot.ops.marketdata import PricePath, PriceSource, fill_price_path
 from bot.ops.outbox import kv_get, kv_put
@@ -371,6 +370,8 @@ def _assemble(
     if len(text) > 4096:
         text = text[:4000].rsplit("\n", 1)[0] + "\n… (cut: run <code>bot report daily</code> for the full report)"
     title = f"{day.isoformat()}  net {_fmt(metrics.net, sign=True)} {quote}"
+    from bot.ops.chart import render_chart  # matplotlib is imported when the first chart is drawn, not at start-up
+
     png = render_chart(metrics, tz=tz, title=title, quote=quote)
     caption = f"<b>Daily summary {day.isoformat()}</b>: net PnL and position through the day"
     return Summary(day=day, start=start, end=end, text_html=text, png_bytes=png, metrics=metrics, caption_html=caption)
