@@ -89,6 +89,9 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
         [check] = [c for c in checks if c.name == "incident report"]
         assert not check.ok and "no root cause" in check.detail
         await ops.incidents.annotate(inc.incident_id, "root_cause", "drill", by="alice")
+        # spec 16.1 "risk limits reset/confirmed": the risk part's checklist item needs the operator's confirmation
+        assert [c for c in checks if c.name == "limits_confirmed" and not c.ok]
+        await svc.engine.call(lambda: svc.risk.confirm_limits("alice"))
         ok, _ = await svc.engine.call(lambda: safety.resume("alice"))
         assert ok and safety.state is TradingState.ACTIVE
         await ops.incidents.drain()
