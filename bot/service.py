@@ -240,7 +240,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
-            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety, arming=arming,
             state_extra={
                 "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
                 "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
