@@ -180,8 +180,24 @@ async def _load(
     return window_fills, ledger, runs, orders, audit
 
 
+def run_ends(runs: Sequence[Any]) -> dict[str, int]:
+    """When each run ended: its stop row, or, for a run that died without one, the start of the next run of
+    the same mode (one service per database and mode: a new run means the previous process is gone; a
+    REPLAY beside a running DRY_RUN ends nothing)."""
+    ends = {r.run_id: _ns(r.ts) for r in runs if r.run_kind == "stop"}
+    by_mode: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for r in runs:
+        if r.run_kind == "start":
+            by_mode[r.mode].append((_ns(r.ts), r.run_id))
+    for starts in by_mode.values():
+        starts.sort()
+        for (_, run_id), (next_start, _) in zip(starts, starts[1:], strict=False):
+            ends.setdefault(run_id, next_start)
+    return ends
+
+
 def _books(ledger: Ledger, runs: Sequence[Any], start: datetime) -> list[BookStart]:
-    stops = {r.run_id: _ns(r.ts) for r in runs if r.run_kind == "stop"}
+    stops = run_ends(runs)
     start_ns = _ns(start)
     books: list[BookStart] = []
     for (book, asset), q in sorted(ledger.qty.items()):
@@ -315,8 +331,8 @@ async def build_daily_summary(
         for f in window_fills:
             closing.add(f.id, _book(f.run_id, f.mode, f.asset), f.asset, f.side, f.qty)
             closing.last_price[f.asset] = (_ns(f.ts), f.price)
-        stopped = {r.run_id for r in runs if r.run_kind == "stop"}
-        closing.qty = {(b, a): q for (b, a), q in closing.qty.items() if b.startswith("LIVE:") or b.split(":", 1)[0] not in stopped}
+        ended = {run_id for run_id, t in run_ends(runs).items() if t <= _ns(end)}
+        closing.qty = {(b, a): q for (b, a), q in closing.qty.items() if b.startswith("LIVE:") or b.split(":", 1)[0] not in ended}
         async with db.begin() as conn:
             await kv_put(conn, CHECKPOINT_NS, end.isoformat(), closing.to_json(), end)
     return summary
