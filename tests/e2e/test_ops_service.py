@@ -34,7 +34,7 @@ async def test_service_wires_the_scheduler_and_writes_a_final_snapshot(db: DB, t
     svc = await service.build(load_settings(cfg, env={}))
     ops = svc.ops
     assert ops is not None
-    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "reconcile", "snapshot", "daily-summary", "retention", "expiry"}
+    assert set(ops.scheduler.runners) == {"heartbeat", "audit-flush", "reconcile", "snapshot", "daily-summary", "retention"}
     assert await service.run(svc, install_signals=False) == 0
     assert not ops.scheduler.running
     snap = ops.snapshots.latest_valid()
@@ -70,7 +70,9 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     svc = await service.build(load_settings(cfg, env={}))
     safety, ops, arming = svc.safety, svc.ops, svc.arming
     assert safety is not None and ops is not None  # the service wires the incident desk to its SafetyController
-    assert "expiry" in ops.scheduler.runners  # and the arming's expiry to the scheduler
+    assert "expiry" not in ops.scheduler.runners  # no Telegram: nothing can be armed or staged
+    ops.attach_arming(arming)  # what the control plane's hooks do when Telegram is configured
+    assert "expiry" in ops.scheduler.runners
     import asyncio
 
     runner = asyncio.create_task(service.run(svc, install_signals=False))
@@ -95,7 +97,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
         assert not await ops.incidents.has_open_incident_report()
 
         await svc.engine.call(lambda: arming.arm(60, "alice"))
-        arming.expires_ns = svc.clock.now_ns()  # the window has run out
+        arming.expires_ns = arming._clock.now_ns()  # the window has run out (the arming runs on the wall clock)
         await ops.scheduler.run_now("expiry")
         assert arming.expires_ns is None
         snap = await ops.snapshot_now()
