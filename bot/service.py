@@ -341,8 +341,8 @@ async def _assemble(
         # no scheduler and no operator in REPLAY: their wall-time jobs and commands would call into the engine at
         # moments no recording holds, and a replay is reproducible only from its events
         return svc
-    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
+    # operations: the one scheduler and its jobs (bot/ops). With Telegram, the control plane gives ops its
+    # Notifier, the delivery nudge and the expiry jobs (intents, arming); without it ops writes alerts to the outbox.
     ops = svc.ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
