@@ -65,16 +65,12 @@ class RandomWalkFeed:
         self.rss: list[tuple[int, float]] = []
         self.emitted = 0
 
-    def _price(self, level: int) -> Decimal:
-        p = self._prices.get(level)
-        if p is None:
-            p = self._prices[level] = Decimal(level).scaleb(-2)
-        return p
-
     async def batches(self) -> AsyncIterator[Sequence[Tick]]:
         level = 6_000_000  # 60,000.00 in ticks of 0.01
         steps = range(-20, 21)
         size = self._size
+        prices = self._prices
+        new = tuple.__new__
         ts = START_NS
         seq = 0
         while seq < self.n:
@@ -84,9 +80,15 @@ class RandomWalkFeed:
                 level += step
                 if level < 5_000_000 or level > 7_000_000:
                     level -= 2 * step  # stay around 60,000
+                bid = prices.get(level)
+                if bid is None:
+                    bid = prices[level] = Decimal(level).scaleb(-2)
+                ask = prices.get(level + 1)
+                if ask is None:
+                    ask = prices[level + 1] = Decimal(level + 1).scaleb(-2)
                 seq += 1
                 ts += PERIOD_NS
-                out.append(Tick("BTC/USDT", self._price(level), size, self._price(level + 1), size, ts, ts, seq, "sim"))
+                out.append(new(Tick, ("BTC/USDT", bid, size, ask, size, ts, ts, seq, "sim", None)))
             self.emitted = seq
             if seq // self._every != (seq - k) // self._every:
                 self.rss.append((seq, round(rss_mb(), 1)))
