@@ -5,7 +5,9 @@
 The ticks are generated here, deterministically: a seeded random walk of the mid around 60,000 on the 0.01 tick
 (steps of -20..+20 ticks, a one-tick spread, 1.5 BTC shown each side), one tick every 100 ms of event time.
 They go through what ``bot replay --data`` builds (composition root in mode REPLAY, injected clock, engine, quote
-strategy, risk engine, OMS, simulated venue, SQLite audit store in a temporary file, backtest statistics):
+strategy, risk engine and runtime, control gate, OMS, simulated venue, SQLite audit store in a temporary file,
+backtest statistics). The loss limits are raised (a throughput benchmark: the quotes lose a little on each fill and
+the daily loss limit would otherwise halt them after a few hours of event time); every other limit is the default:
 
 - (a) ``quote`` computes its quotes on every tick and submits nothing (shadow mode);
 - (b) ``quote`` cancels and replaces one bid and one ask every 10th tick (about 200,000 orders, many fills).
@@ -109,6 +111,9 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
             "[store]\nbatch_size = 5000\nflush_interval_ms = 1000\n"
             "[engine]\nheartbeat_interval_s = 3600\nqueue_size = 16\n"
             "[risk]\nmax_trade_qty = \"0.01\"\nmax_order_notional = \"1000\"\nmax_position_qty = \"1\"\n"
+            # a throughput benchmark: the quotes lose a little every fill; the loss limits must not stop the run
+            "max_daily_loss = \"1000000\"\nmax_daily_loss_per_strategy = \"1000000\"\nmax_portfolio_loss = \"1000000\"\n"
+            "strategy_loss_kill = \"1000000\"\n"
             "[sim]\nbalances = { USDT = \"1000000\", BTC = \"10\" }\n"
             "[sim.instruments.\"BTC/USDT\"]\ntick_size = \"0.01\"\nlot_size = \"0.00001\"\nmin_notional = \"5\"\n"
             "maker_fee = \"0.0001\"\ntaker_fee = \"0.001\"\n"
