@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +39,7 @@ from bot.engine.clock import ManualClock
 from bot.engine.recorder import RecordedFeed, read_file, run_files
 from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class
 from bot.engine.backtest_stats import Stats, StatsCollector
-from bot.engine.decision_log import Divergence, canonical_decision, canonical_intent, dumps, first_divergence, from_lines
+from bot.engine.decision_log import Decision, Divergence, canonical_decision, canonical_intent, dumps, first_divergence, from_lines
 from bot.store import migrate
 from bot.store.db import create_engine
 from bot.store.models import DecisionRow, IntentRow, Run
@@ -220,6 +220,7 @@ class RunReport:
     code_changes: list[str]
     out_dir: Path
     param_changes: list[str] = field(default_factory=list)
+    operator_decisions: int = 0  # in the recorded run, not reproduced by the replay
 
     def text(self) -> str:
         lines = []
@@ -234,6 +235,11 @@ class RunReport:
             + (f" of {self.events_recorded} recorded" if self.events_recorded is not None else "")
             + f", {self.compared} decisions compared"
         )
+        if self.operator_decisions:
+            lines.append(
+                f"note: {self.operator_decisions} operator decision(s) of the run are not replayed (they came from outside the "
+                "recording); strategy decisions after their fills may differ"
+            )
         if self.gaps:
             lines.append(f"warning: {self.gaps} market events missing from the recording (index gaps)")
         for t in self.truncated:
@@ -301,6 +307,7 @@ async def replay_run(
         cfg["mode"] = Mode.REPLAY.value
         cfg["store"] = _store_in(out_dir)
         cfg["market"] = dict(cfg["market"], record=False)
+        cfg["engine"] = _replay_engine_paths(cfg["engine"], out_dir)
         changed = _override_params(cfg, params or {})
         loaded = settings_from(cfg, f"run {run_id}")
         directory = record_dir or (Path(run.data["record_dir"]) if run.data.get("record_dir") else None)
@@ -321,13 +328,32 @@ async def replay_run(
     with exp_d.open(encoding="ascii") as fd, exp_i.open(encoding="ascii") as fi, act_d.open(encoding="ascii") as ad, act_i.open(
         encoding="ascii"
     ) as ai:
-        divergence, compared = first_divergence(from_lines(fd, fi), from_lines(ad, ai))
+        skipped = [0, 0]
+        divergence, compared = first_divergence(
+            _market_decisions(from_lines(fd, fi), skipped, 0), _market_decisions(from_lines(ad, ai), skipped, 1)
+        )
     if feed.stats.events == 0:
         raise ReplayError(f"the market data files of run {run_id} hold no events of it")
     return RunReport(
         run_id, divergence is None, compared, divergence, run.stop_data.get("events"), outcome.svc.engine.counters.events,
-        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir, changed,
+        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir, changed, skipped[0],
     )
+
+
+def _market_decisions(decisions: Iterable[Decision], skipped: list[int], side: int) -> Iterator[Decision]:
+    """The decisions a replay can reproduce: those made on market data and fills. An operator's (a manual order
+    staged from Telegram, an ``Engine.propose`` request) came from outside the recording: counted, not compared."""
+    for d in decisions:
+        if d.row.get("event") is None or str(d.row.get("inputs_ref", "")).startswith("request:"):
+            skipped[side] += 1
+            continue
+        yield d
+
+
+def _replay_engine_paths(engine: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """A replay's kill file and state directory are its own: the operator's KILL file (it may well exist while
+    a halted run is being investigated) is not part of the recording and must not change the replay."""
+    return dict(engine, kill_file=str(out_dir / "state" / "KILL"), state_dir=str(out_dir / "state"))
 
 
 def _override_params(cfg: dict[str, Any], params: dict[str, Any]) -> list[str]:
@@ -486,6 +512,7 @@ async def backtest(
     cfg["mode"] = Mode.REPLAY.value
     cfg["store"] = dict(cfg["store"], **_store_in(out_dir))
     cfg["market"] = dict(cfg["market"], assets=list(assets), record=False, feed="synthetic")
+    cfg["engine"] = _replay_engine_paths(cfg["engine"], out_dir)
     missing = [a for a in assets if a not in cfg["sim"]["instruments"]]
     if missing:
         raise ReplayError(

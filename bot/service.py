@@ -277,7 +277,8 @@ async def _assemble(
         id_prefix=id_prefix,
         fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
         feed=None,  # the simulated venue delivers reports in-process: no stream to watch
-        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+        # REST reconciliation runs in wall time whatever the engine's clock (REPLAY: the injected clock, no wall time)
+        freshness_clock=clock.monotonic_ns if s.mode is Mode.REPLAY else time.monotonic_ns,
     )
     reconciler = Reconciler(oms)
     safety.provide_check(POSITIONS_RECONCILED, lambda: Check(POSITIONS_RECONCILED, *reconciler.resume_check()))

@@ -167,3 +167,26 @@ async def test_replay_refusals_say_why(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "full" / "x").write_text("x")
     assert await bot("replay", "--data", str(data), "--strategy", "quote", "--out", str(tmp_path / "full")) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+async def test_operator_decisions_are_counted_not_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's order comes from outside the recording: the replay says so and compares the rest."""
+    db = DB(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(db.store_toml() + RUN.format(record_dir=tmp_path / "md", ticks=2000))
+    engine = db.engine()
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    svc = await service.build(load_settings(cfg, env={}))
+    done = []
+
+    async def operator() -> None:  # at the top of an iteration, inside the loop, like a command from Telegram
+        if not done and svc.engine.counters.ticks >= 500:
+            done.append(await svc.engine.propose("manual", "buy BTC/USDT 0.001 limit 50000"))
+
+    svc.engine.guards.append(operator)
+    assert await service.run(svc, install_signals=False) == 0
+    assert done and done[0][0].order is not None  # the operator's order rested far below the market
+    assert await bot("replay", "--run", svc.run_id, "--config", str(cfg), "--out", str(tmp_path / "r")) == 0
+    text = capsys.readouterr().out
+    assert "identical" in text and "1 operator decision(s) of the run are not replayed" in text
