@@ -122,6 +122,8 @@ class Outcome:
     svc: service.Service
     elapsed_s: float
     exit_code: int
+    cpu_s: float = 0.0  # process CPU time of the run (both threads: the engine's and the store's writer)
+    engine_cpu_s: float = 0.0  # CPU time of the engine's thread alone
 
 
 async def _prepare_store(out_dir: Path) -> None:
@@ -146,9 +148,10 @@ async def run_pipeline(
     await _prepare_store(out_dir)
     svc = await service.build(loaded, clock=clock, feed=feed, run_id=uuid.uuid4().hex, id_prefix=id_prefix)
     collector = attach_stats(svc) if stats else None
-    t0 = time.perf_counter()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     code = await service.run(svc, install_signals=install_signals)
-    return Outcome(svc, time.perf_counter() - t0, code), collector
+    elapsed, cpu, engine_cpu = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
+    return Outcome(svc, elapsed, code, cpu, engine_cpu), collector
 
 
 async def write_logs(db: AsyncEngine, run_id: str, out_dir: Path, prefix: str = "") -> tuple[Path, Path]:
@@ -389,6 +392,8 @@ class BacktestReport:
     stats: Stats
     quote: str
     out_dir: Path
+    cpu_s: float = 0.0
+    engine_cpu_s: float = 0.0
 
     @property
     def ticks_per_s(self) -> float:
@@ -407,6 +412,7 @@ class BacktestReport:
             "taker_slippage_bps": s.slippage_bps(s.taker_cost, s.taker_notional),
             "maker_slippage_bps": s.slippage_bps(s.maker_cost, s.maker_notional),
             "elapsed_s": round(self.elapsed_s, 3), "ticks_per_s": round(self.ticks_per_s, 1), "out_dir": str(self.out_dir),
+            "cpu_s": round(self.cpu_s, 3), "engine_cpu_s": round(self.engine_cpu_s, 3),
         }
 
     def text(self) -> str:
@@ -431,7 +437,8 @@ class BacktestReport:
             f"  slippage       {bps(s.slippage_bps(s.slippage_cost, s.slippage_notional))} vs arrival mid "
             f"(cost {_money(s.slippage_cost)} {q}; taker {bps(s.slippage_bps(s.taker_cost, s.taker_notional))}, "
             f"maker {bps(s.slippage_bps(s.maker_cost, s.maker_notional))})",
-            f"  time           {self.elapsed_s:.2f} s, {self.ticks_per_s:,.0f} ticks/s",
+            f"  time           {self.elapsed_s:.2f} s, {self.ticks_per_s:,.0f} ticks/s (CPU {self.cpu_s:.2f} s, engine thread "
+            f"{self.engine_cpu_s:.2f} s)",
             f"  logs           {self.out_dir}",
         ])
 
@@ -474,10 +481,10 @@ def _peek(files: Sequence[Path]) -> tuple[list[str], int | None]:
     for path in files:
         events = read_file(path)
         try:
-            for _n, header, event in events:
-                if header.asset not in assets:
-                    assets.append(header.asset)
-                first = event.ts_local_ns if first is None else min(first, event.ts_local_ns)
+            for rec in events:
+                if rec.header.asset not in assets:
+                    assets.append(rec.header.asset)
+                first = rec.event.ts_local_ns if first is None else min(first, rec.event.ts_local_ns)
                 break
         finally:
             events.close()
@@ -537,7 +544,7 @@ async def backtest(
     return BacktestReport(
         strategy, params, [str(f) for f in files], list(assets), engine.counters.events, engine.counters.ticks, start_ns, last,
         outcome.elapsed_s, realised + unrealised, realised + unrealised - fees, fees, stats,
-        next(iter(engine.instruments.values())).quote, out_dir,
+        next(iter(engine.instruments.values())).quote, out_dir, outcome.cpu_s, outcome.engine_cpu_s,
     )
 
 

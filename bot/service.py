@@ -209,7 +209,8 @@ async def build(
         # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
         # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
         syn = s.market.synthetic
-        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
+        first = feed.first_ts_ns() if isinstance(feed, RecordedFeed) else None
+        clock = ManualClock(first if first is not None else parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
@@ -311,6 +312,7 @@ async def _assemble(
     if s.market.record and s.mode is not Mode.REPLAY:
         recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
         engine.market_listeners.append(recorder)
+        engine.batch_listeners.append(recorder.start_batch)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     connect_tap(tap, runtime)
     arming = control.arming  # in the operator's (wall) clock

@@ -138,6 +138,9 @@ class Engine:
         self.book_listeners: list[Callable[[Book], None]] = []  # L2 books (the simulated venue's depth)
         # every market event with its index in the run (1-based, ticks and books): the recorder
         self.market_listeners: list[Callable[[int, Tick | Book], None]] = []
+        # told the index of the first event of every batch (the recorder keeps batch boundaries: the engine's
+        # guards run once per batch, so a replay that reproduces the batches reproduces when risk looked)
+        self.batch_listeners: list[Callable[[int], None]] = []
         self.guards: list[Callable[[], Awaitable[None]]] = []  # run at the top of every iteration (kill file...)
         self.after_dispatch: list[Callable[[], Awaitable[None]]] = []  # run after every iteration (flatten, barrier exits)
         self.submit_listeners: list[Callable[[Intent, Order], None]] = []  # every order sent (risk: rate, barriers; stats)
@@ -300,6 +303,8 @@ class Engine:
         update = market.update
         events = counters.events
         n_ticks = counters.ticks
+        for start in self.batch_listeners:
+            start(events + 1)
         try:
             for tick in ticks:
                 events += 1

@@ -190,3 +190,15 @@ async def test_operator_decisions_are_counted_not_compared(tmp_path: Path, capsy
     assert await bot("replay", "--run", svc.run_id, "--config", str(cfg), "--out", str(tmp_path / "r")) == 0
     text = capsys.readouterr().out
     assert "identical" in text and "1 operator decision(s) of the run are not replayed" in text
+
+
+async def test_dry_run_on_a_recorded_file_lives_in_the_file_s_time(tmp_path: Path) -> None:
+    db = DB(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    await record_dry_run(db, tmp_path, ticks=600)
+    [data] = (tmp_path / "md" / "sim" / "BTC-USDT").iterdir()
+    cfg = tmp_path / "paper.toml"
+    cfg.write_text(db.store_toml() + f'[market]\nfeed = "recorded"\nrecorded_file = "{data}"\nrecord = false\n[engine]\nheartbeat_interval_s = 3600\n')
+    svc = await service.build(load_settings(cfg, env={}))
+    assert svc.clock.now_ns() == 1_767_225_600_100_000_000  # the file's first event, not the wall clock
+    assert await service.run(svc, install_signals=False) == 0
+    assert svc.engine.counters.ticks == 600 and svc.clock.now_ns() == 1_767_225_660_000_000_000
