@@ -212,6 +212,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     engine.tick_listeners.append(venue.on_tick)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
+    runtime.exits_via_gate = s.risk.flatten.via_gate
     connect_tap(tap, runtime)
     arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
 
