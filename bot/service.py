@@ -56,7 +56,7 @@ from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
-from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
+from bot.risk.safety import POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -277,8 +277,7 @@ async def build(
     # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
     runtime.alert = ops.alert
     runtime.alert_global_halts = False
-    # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
-    safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    # ops drafts an incident on SAFE/HALTED and fills the checklist slot INCIDENT_RECORDED itself (OpsDeps.safety)
     control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
     try:
         await build_control_plane(

@@ -146,7 +146,7 @@ async def test_disaster_drill_daily_loss_halt_flatten_resume_and_rearm(db: DB, t
         await ops.incidents.drain()
         ok, checks = await engine.call(lambda: risk.resume("alice"))
         failing = {c.name for c in checks if not c.ok}
-        assert not ok and failing == {"incident report", "limits_confirmed", "kill_cooldown_elapsed"}, checks
+        assert not ok and failing == {"incident_recorded", "limits_confirmed", "kill_cooldown_elapsed"}, checks
         assert safety.state is TradingState.SAFE
         inc = await ops.incidents.open_incident()
         assert inc is not None
