@@ -36,6 +36,7 @@ BTC = "BTC/USDT"
 CONFIG = """
 [market]
 assets = ["BTC/USDT"]
+record = false
 [engine]
 kill_file = "{kill}"
 [risk]
