@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
 from bot.config import LoadedConfig, Settings
+from bot.control.arming import Arming
 from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
@@ -32,8 +33,12 @@ from bot.engine.registry import code_hash, load_strategy_class, params_hash
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.keys.errors import KeyStoreError
+from bot.keys.holder import TradeKeyHolder
+from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
 from bot.oms.orders import OrderManager
 from bot.risk.engine import RiskEngine, RiskLimits
+from bot.risk.safety import SafetyController
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.migrate import check_schema
@@ -114,6 +119,9 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    keys: KeyRuntime | None = None
+    safety: SafetyController | None = None
+    arming: Arming | None = None
 
     @property
     def settings(self) -> Settings:
@@ -130,9 +138,15 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
     clock = clock or WallClock()
+    register_config_secrets(s)  # before anything can log: the Telegram token, TOTP secret, an env master key
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
+        # every key entry is opened once here: a wrong master key or a tampered entry stops the start-up
+        keys = await open_keys(s, db, clock=clock)
+    except KeyStoreError as exc:
+        await db.dispose()
+        raise StartupError(f"key store: {exc}") from None
     except Exception:
         await db.dispose()
         raise
@@ -187,7 +201,32 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed)
+    safety = SafetyController(audit, clock)
+    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+    if keys.trade_entry is not None:  # LIVE only: the trade key stays sealed until an arming
+        wire_trade_key(keys, arming, safety, engine, drain_timeout_s=s.keys.trade_key_drain_timeout_s)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, keys=keys, safety=safety, arming=arming)
+
+
+def wire_trade_key(keys: KeyRuntime, arming: Arming, safety: SafetyController, engine: Engine, *, drain_timeout_s: float) -> TradeKeyHolder:
+    """Least exposure: the trade key is decrypted when LIVE is armed and dropped when the arming ends (disarm,
+    expiry, SAFE, kill), after resting orders are cancelled (bounded by ``drain_timeout_s``)."""
+
+    async def drain() -> object:
+        return await engine.call(lambda: engine.oms.cancel_all(reason="arming ended: trade key about to be dropped"))
+
+    def on_error(message: str) -> None:  # an armed bot that cannot load its trade key disarms (fail closed)
+        asyncio.get_running_loop().call_soon(arming.disarm, "trade key unavailable")
+
+    holder = keys.build_trade_holder(is_armed=arming.is_armed, drain=drain, drain_timeout_s=drain_timeout_s, on_error=on_error)
+    arming.add_listener(holder.on_arming)
+    safety.add_listener(holder.on_trading_state)
+
+    async def arming_expiry() -> None:
+        arming.check_expiry()  # an expiry is noticed at the next event at the latest; listeners drop the key
+
+    engine.guards.append(arming_expiry)
+    return holder
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -266,6 +305,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
         await audit.flush()
         await service.venue.close()
+        if service.keys is not None:
+            await service.keys.close()
         await service.db.dispose()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
