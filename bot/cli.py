@@ -116,6 +116,15 @@ def _register_keys(sub: Any) -> None:
 COMMANDS.append(_register_keys)
 
 
+def _register_report(sub: Any) -> None:
+    from bot.ops.report_cli import register
+
+    register(sub)
+
+
+COMMANDS.append(_register_report)  # bot report daily (bot/ops/report_cli.py)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="Trading bot service controlled from Telegram.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -142,8 +142,27 @@ class VenueSettings(Section):
     sandbox: bool = False
     recv_window_ms: int = Field(5000, ge=100, le=60_000)
     request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
-    ccxt_options: dict[str, Any] = Field(default_factory=dict)
+    ccxt_options: dict[str, Any] = Field(default_factory=dict, description="merged into ccxt's `options` (e.g. recvWindow overrides)")
     max_clock_offset_ms: int = Field(1000, ge=10, le=60_000)
+    # --- venue adapter (issue 6); see docs/venues.md
+    enable_rate_limit: bool = Field(True, description="ccxt's client-side throttle (keep on against a real venue)")
+    max_clock_drift_ms: int = Field(500, ge=10, le=60_000, description="largest change of the clock offset between two measurements")
+    clock_check_interval_s: float = Field(60.0, ge=5, le=3600, description="how often the offset to the venue clock is measured")
+    retry_attempts: int = Field(3, ge=1, le=10, description="attempts of an idempotent call (reads, cancels); a submit is never retried")
+    retry_base_ms: int = Field(200, ge=1, le=60_000, description="first backoff of an idempotent retry (exponential, full jitter)")
+    retry_max_ms: int = Field(5000, ge=1, le=120_000, description="largest backoff of an idempotent retry")
+    max_retry_after_s: float = Field(60.0, ge=0, le=3600, description="a Retry-After longer than this is not waited out in-line: the call fails RATE_LIMITED")
+    market_data_stale_s: float = Field(10.0, gt=0, le=600, description="no update of an asset for this long: MARKET_DATA_STALE")
+    depth_levels: Literal[0, 5, 10, 20] = Field(0, description="partial order book depth stream (0 = L1 bookTicker only)")
+    ws_ping_interval_s: float = Field(20.0, gt=0, le=300, description="WebSocket ping (heartbeat) interval")
+    ws_ping_timeout_s: float = Field(10.0, gt=0, le=300, description="no pong within this: the connection is dead, reconnect")
+    reconnect_initial_ms: int = Field(250, ge=1, le=60_000, description="first reconnect delay (exponential backoff, full jitter)")
+    reconnect_max_ms: int = Field(30_000, ge=1, le=600_000, description="largest reconnect delay")
+    listen_key_keepalive_s: float = Field(1800.0, ge=60, le=3500, description="user-data stream listen key keepalive (Binance: expires after 60 min)")
+    trade_poll_interval_s: float = Field(10.0, ge=1, le=600, description="REST poll of trades since the last id (catches fills the stream missed)")
+    trade_poll_fallback_s: float = Field(2.0, ge=0.2, le=600, description="REST poll interval while the user-data stream is down")
+    cancel_on_disconnect: bool = Field(True, description="cancel resting orders when a stream dies or the service stops")
+    dead_mans_switch_s: int = Field(60, ge=0, le=3600, description="server-side cancel-all-after countdown where the venue supports it (0 = off)")
 
 
 class TelegramSettings(Section):
@@ -169,12 +188,36 @@ class KeysSettings(Section):
 
 
 class OpsSettings(Section):
-    timezone: str = "UTC"
-    daily_summary_time: dtime = dtime(21, 0)
+    timezone: str = Field("UTC", description="IANA time zone of the daily summary and retention times, e.g. Europe/Berlin")
+    daily_summary_time: dtime = Field(dtime(21, 0), description="local time the daily summary is sent; a report day ends here")
+    daily_summary_enabled: bool = True
     snapshot_interval_s: int = Field(3600, ge=10, le=86_400)
     snapshot_keep: int = Field(48, ge=1, le=10_000)
     snapshot_dir: Path = Path("./var/snapshots")
-    misfire_grace_s: int = Field(300, ge=1, le=86_400)
+    misfire_grace_s: int = Field(300, ge=1, le=86_400, description="a job that could not start on time still runs this late (once)")
+    outbox_interval_s: float = Field(2.0, ge=0.2, le=60, description="how often pending alerts are handed to the Telegram delivery")
+    expiry_interval_s: float = Field(1.0, ge=0.2, le=60, description="how often staged intents and arming are checked for expiry")
+    reconcile_timeout_s: float = Field(20.0, ge=1, le=300, description="a reconciliation fetch taking longer is abandoned (and counted as failed)")
+    reconcile_max_failures: int = Field(3, ge=1, le=100, description="consecutive failed reconciliations that put the bot in SAFE")
+    retention_time: dtime = Field(dtime(3, 30), description="local time of the daily market data retention run")
+    job_alert_repeat_s: int = Field(600, ge=10, le=86_400, description="a job that keeps failing is re-alerted at most this often")
+    summary_outliers: int = Field(5, ge=1, le=50, description="slippage outliers listed in the daily summary")
+    regime_bucket_min: int = Field(60, ge=5, le=1440, description="length of a regime bucket of the daily summary")
+    regime_trend_er: float = Field(0.5, gt=0, lt=1, description="efficiency ratio at or above which a bucket is a trend")
+    regime_high_vol_mult: float = Field(2.0, gt=1, le=100, description="bucket volatility above this multiple of the day's median is high-vol")
+    incident_lookback_s: int = Field(900, ge=60, le=86_400, description="audit timeline included in an incident draft")
+    incident_requires_root_cause: bool = Field(True, description="resume needs the open incident's root cause filled in by a person")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')") from None
+        return v
 
 
 class LoggingSettings(Section):

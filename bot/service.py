@@ -37,6 +37,8 @@ from bot.keys.errors import KeyStoreError
 from bot.keys.holder import TradeKeyHolder
 from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
 from bot.oms.orders import OrderManager
+from bot.ops.incidents import RunInfo
+from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
 from bot.risk.engine import RiskEngine, RiskLimits
 from bot.risk.safety import SafetyController
 from bot.store.audit import AuditStore
@@ -122,6 +124,7 @@ class Service:
     keys: KeyRuntime | None = None
     safety: SafetyController | None = None
     arming: Arming | None = None
+    ops: OpsRuntime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -201,11 +204,20 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
+    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
+    alerts = OutboxAlert(db, clock)
+    ops = OpsRuntime(
+        OpsDeps(
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
+            alert=alerts.alert, flush=audit.flush,
+        )
+    )
     safety = SafetyController(audit, clock)
     arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
     if keys.trade_entry is not None:  # LIVE only: the trade key stays sealed until an arming
         wire_trade_key(keys, arming, safety, engine, drain_timeout_s=s.keys.trade_key_drain_timeout_s)
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, keys=keys, safety=safety, arming=arming)
+    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, keys=keys, safety=safety, arming=arming)
 
 
 def wire_trade_key(keys: KeyRuntime, arming: Arming, safety: SafetyController, engine: Engine, *, drain_timeout_s: float) -> TradeKeyHolder:
@@ -271,10 +283,9 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
-    background = [
-        asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
-        asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
-    ]
+    ops = service.ops
+    if ops is not None:
+        await ops.start()  # the scheduler: heartbeat, audit flush, snapshots, daily summary, retention...
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -285,6 +296,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             exit_code = 1
     finally:
         log.info("stopping: intake closed, cancelling resting orders")
+        if ops is not None:
+            await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -298,9 +311,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         except Exception:
             log.exception("shutdown: cancelling resting orders failed")
             exit_code = 1
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        if ops is not None:
+            await ops.final_snapshot()
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
         await audit.flush()

@@ -1,22 +1,23 @@
-"""Venue API credentials: the one type the key store hands to the venue adapter.
+"""API credentials as the venue adapters receive them. No I/O; the key store (bot/keys) produces them.
 
-Every field is a ``pydantic.SecretStr``: ``repr``/``str`` show ``**********``, so a credential that ends up
-in a log line, an exception or an f-string shows nothing. The clear value is read only where a client is
-built (``ccxt_fields``). The key store (``bot.keys``) creates these; the venue adapter consumes them and must
-drop every reference (and close the client built from them) when told the key is gone.
+Two scopes, never mixed (spec 15: separate read-only and trade keys):
+- ``KeyScope.READ``: market data, balances, open orders, trades, reconciliation. Never trades.
+- ``KeyScope.TRADE``: create and cancel orders only. The key holder supplies it only while LIVE is armed.
+
+Every secret is a ``SecretStr``: ``repr``/``str`` print ``**********``, so a credential that reaches a log line
+or an exception message leaks nothing. Read the value only at the point of use (``.get_secret_value()``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import Enum
 
 from pydantic import SecretStr
 
 
-class KeyKind(str, Enum):
-    """A read-only key (balances, orders, positions) or a trade key (place and cancel orders)."""
-
+class KeyScope(str, Enum):
     READ = "read"
     TRADE = "trade"
 
@@ -24,22 +25,32 @@ class KeyKind(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Credentials:
+    """One API key of one venue. ``passphrase`` is for venues that need a third secret (e.g. OKX)."""
+
+    venue: str
+    scope: KeyScope
     api_key: SecretStr
     secret: SecretStr
     passphrase: SecretStr | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.scope, KeyScope):
+            raise TypeError("Credentials.scope must be a KeyScope")
+        for name in ("api_key", "secret"):
+            value = getattr(self, name)
+            if not isinstance(value, SecretStr):
+                raise TypeError(f"Credentials.{name} must be a SecretStr (never a plain str)")
+            if not value.get_secret_value().strip():
+                raise ValueError(f"Credentials.{name} is empty")
+        if self.passphrase is not None and not isinstance(self.passphrase, SecretStr):
+            raise TypeError("Credentials.passphrase must be a SecretStr")
+
+    def fingerprint(self) -> str:
+        """A short, non-reversible identifier for logs and audit rows (never the key itself)."""
+        digest = hashlib.sha256(f"{self.venue}|{self.scope.value}|{self.api_key.get_secret_value()}".encode()).hexdigest()
+        return f"{self.venue}:{self.scope.value}:{digest[:10]}"
+
     def __repr__(self) -> str:
-        extra = ", passphrase=SecretStr('**********')" if self.passphrase is not None else ""
-        return f"Credentials(api_key=SecretStr('**********'), secret=SecretStr('**********'){extra})"
-
-    __str__ = __repr__
-
-    def ccxt_fields(self) -> dict[str, str]:
-        """The constructor fields of a ccxt exchange (``apiKey``, ``secret``, ``password``). Reveals the secrets:
-        pass the result straight to the client and keep no other reference."""
-        fields = {"apiKey": self.api_key.get_secret_value(), "secret": self.secret.get_secret_value()}
-        if self.passphrase is not None:
-            fields["password"] = self.passphrase.get_secret_value()
-        return fields
+        return f"Credentials(venue={self.venue!r}, scope={self.scope.value}, key={self.fingerprint()})"

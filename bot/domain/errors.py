@@ -27,6 +27,7 @@ class ErrorCode(str, Enum):
     NOT_CONFIRMED = "NOT_CONFIRMED"
     CLOCK_DRIFT = "CLOCK_DRIFT"
     DIRTY_POSITION = "DIRTY_POSITION"
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"  # the venue refused the key (unknown key, signature, permission)
 
     def __str__(self) -> str:  # "RISK_BLOCKED", not "ErrorCode.RISK_BLOCKED"
         return self.value

@@ -220,11 +220,11 @@ def read_secrets(passphrase: bool, stdin: TextIO | None = None) -> tuple[str, st
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_add(args: argparse.Namespace) -> int:
     async def body(ctx: _Context) -> int:
-        from bot.domain.credentials import KeyKind
+        from bot.domain.credentials import KeyScope
         from bot.keys.errors import KeyStoreError
         from bot.keys.store import check_venue
 
-        kind = KeyKind(args.kind)
+        kind = KeyScope(args.kind)
         check_venue(args.venue)
         what = f"venue={args.venue} kind={kind.value} key_id={args.key_id or '-'} replace={args.replace}"
         try:
@@ -261,10 +261,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     async def body(ctx: _Context) -> int:
-        from bot.domain.credentials import KeyKind
+        from bot.domain.credentials import KeyScope
         from bot.keys.errors import KeyNotFound
 
-        kind = KeyKind(args.kind)
+        kind = KeyScope(args.kind)
         what = f"venue={args.venue} kind={kind.value} key_id={args.key_id or '-'}"
         if not args.yes:
             current = await ctx.store.get(args.venue, kind)
@@ -297,7 +297,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return EXIT_OK
         reports: list[EntryReport] = []
         online: list[tuple[EntryReport, Any]] = []
-        vs = ctx.settings.venue
         with ctx.source().load() as master:
             print(f"master key {master.key_id} from {master.source}")
             for entry in entries:
@@ -310,17 +309,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     continue
                 try:
                     report.checks.append(Check("integrity", "ok", f"opens under master key {master.key_id}"))
-                    if args.offline:
-                        continue
-                    if entry.venue != vs.exchange:
-                        report.checks.append(Check("venue", "unknown", f"not checked: the configuration's venue is {vs.exchange}"))
-                        continue
-                    online.append((report, credentials_from(buf)))
+                    if not args.offline:
+                        online.append((report, credentials_from(buf, entry)))
                 finally:
                     wipe(buf)
-        symbol = ctx.settings.market.assets[0]
         for report, creds in online:
-            report.checks.extend(await verify_online(vs, report.entry, creds, symbol))
+            report.checks.extend(await verify_online(ctx.settings, creds))
             await ctx.store.touch(report.entry)
         online.clear()
         failed = False

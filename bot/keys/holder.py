@@ -112,7 +112,7 @@ class TradeKeyHolder:
             with self._source.load() as master:
                 buf = open_into(master, self.entry)
                 try:
-                    creds = credentials_from(buf)
+                    creds = credentials_from(buf, self.entry)
                 finally:
                     wipe(buf)
         except KeyStoreError as exc:

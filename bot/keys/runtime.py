@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings, secret_paths
-from bot.domain.credentials import Credentials, KeyKind
+from bot.domain.credentials import Credentials, KeyScope
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock
 from bot.keys.errors import KeyNotFound, MasterKeyError
@@ -138,10 +138,10 @@ async def open_keys(
             buf = open_into(master, entry)  # WrongMasterKey / TamperedEntry: start-up stops here
             try:
                 register_fingerprints(buf, entry.label, redactor)
-                if venue is not None and entry.venue == venue and entry.kind is KeyKind.READ:
-                    runtime.read = credentials_from(buf)
+                if venue is not None and entry.venue == venue and entry.kind is KeyScope.READ:
+                    runtime.read = credentials_from(buf, entry)
                     runtime.read_entry = entry
-                if venue is not None and entry.venue == venue and entry.kind is KeyKind.TRADE:
+                if venue is not None and entry.venue == venue and entry.kind is KeyScope.TRADE:
                     runtime.trade_entry = entry
             finally:
                 wipe(buf)

@@ -21,7 +21,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
-from bot.domain.credentials import Credentials, KeyKind
+from bot.domain.credentials import Credentials, KeyScope
 from bot.keys.errors import InvalidKeyInput, TamperedEntry, WrongMasterKey
 from bot.keys.master import MasterKey, _wipe
 from bot.keys.redaction import REDACTOR, Redactor
@@ -41,7 +41,7 @@ class SealedEntry:
     """One row of ``key_entries``: labels in clear, secrets sealed."""
 
     venue: str
-    kind: KeyKind
+    kind: KeyScope
     key_id: str
     api_key_masked: str
     master_key_id: str
@@ -63,7 +63,7 @@ def mask_api_key(api_key: str) -> str:
     return f"{api_key[:4]}...{api_key[-4:]}" if len(api_key) >= 16 else "****"
 
 
-def associated_data(venue: str, kind: KeyKind, key_id: str, master_key_id: str, api_key_masked: str) -> bytes:
+def associated_data(venue: str, kind: KeyScope, key_id: str, master_key_id: str, api_key_masked: str) -> bytes:
     out = bytearray()
     for part in (_AAD_LABEL, venue.encode(), kind.value.encode(), key_id.encode(), master_key_id.encode(), api_key_masked.encode()):
         out += len(part).to_bytes(2, "big")
@@ -126,7 +126,7 @@ def _field_spans(buf: bytearray) -> list[tuple[int, int] | None] | None:
     return spans if pos == len(buf) else None
 
 
-def seal(master: MasterKey, venue: str, kind: KeyKind, key_id: str, api_key_masked: str, plaintext: bytearray) -> bytes:
+def seal(master: MasterKey, venue: str, kind: KeyScope, key_id: str, api_key_masked: str, plaintext: bytearray) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     out = bytearray(len(plaintext) + TAG_BYTES)
     master.aead().encrypt_into(nonce, plaintext, associated_data(venue, kind, key_id, master.key_id, api_key_masked), out)
@@ -162,8 +162,8 @@ def open_into(master: MasterKey, entry: SealedEntry) -> bytearray:
     return buf
 
 
-def credentials_from(buf: bytearray) -> Credentials:
-    """Build the venue credentials from an opened buffer (the buffer is left for the caller to wipe)."""
+def credentials_from(buf: bytearray, entry: SealedEntry) -> Credentials:
+    """Build the venue credentials of ``entry`` from its opened buffer (left for the caller to wipe)."""
     spans = _field_spans(buf)
     if spans is None:
         raise TamperedEntry("key entry content is malformed")
@@ -177,7 +177,7 @@ def credentials_from(buf: bytearray) -> Credentials:
     api, sec, pas = values
     if api is None or sec is None:
         raise TamperedEntry("key entry content is malformed")
-    return Credentials(SecretStr(api), SecretStr(sec), SecretStr(pas) if pas is not None else None)
+    return Credentials(entry.venue, entry.kind, SecretStr(api), SecretStr(sec), SecretStr(pas) if pas is not None else None)
 
 
 def register_fingerprints(buf: bytearray, label: str, redactor: Redactor = REDACTOR) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.domain.credentials import KeyKind
+from bot.domain.credentials import KeyScope
 from bot.keys.errors import InvalidKeyInput, KeyExists, KeyNotFound, MasterKeyError, StoreChanged, TamperedEntry, WrongMasterKey
 from bot.keys.master import MasterKey
 from bot.keys.sealing import SealedEntry, encode_plaintext, mask_api_key, open_into, seal, wipe
@@ -51,7 +51,7 @@ def check_key_id(key_id: str) -> str:
 
 def _entry(row: Any) -> SealedEntry:
     try:
-        kind = KeyKind(row.kind)
+        kind = KeyScope(row.kind)
     except ValueError:
         raise TamperedEntry(f"key entry {row.venue}/{row.kind}/{row.key_id}: unknown kind {row.kind!r}") from None
     return SealedEntry(
@@ -82,7 +82,7 @@ class KeyStore:
             rows = (await conn.execute(select(T).order_by(T.c.venue, T.c.kind, T.c.key_id))).all()
         return [_entry(r) for r in rows]
 
-    async def get(self, venue: str, kind: KeyKind) -> SealedEntry | None:
+    async def get(self, venue: str, kind: KeyScope) -> SealedEntry | None:
         async with self.db.connect() as conn:
             row = (await conn.execute(select(T).where(T.c.venue == venue, T.c.kind == kind.value))).first()
         return _entry(row) if row is not None else None
@@ -92,7 +92,7 @@ class KeyStore:
         self,
         master: MasterKey,
         venue: str,
-        kind: KeyKind,
+        kind: KeyScope,
         api_key: str,
         secret: str,
         passphrase: str | None = None,
@@ -141,7 +141,7 @@ class KeyStore:
         log.info("key store: added %s (api key %s, master key %s)%s", entry.label, masked, master.key_id, " replacing " + ", ".join(existing) if existing else "")
         return entry
 
-    async def remove(self, venue: str, kind: KeyKind, key_id: str | None = None) -> SealedEntry:
+    async def remove(self, venue: str, kind: KeyScope, key_id: str | None = None) -> SealedEntry:
         async with self.db.begin() as conn:
             await _lock(conn)
             cond = [T.c.venue == venue, T.c.kind == kind.value]

@@ -1,39 +1,35 @@
 """``bot keys verify``: check each key against its venue where that can be done without side effects.
 
-For Binance (the venue this build trades), per key:
+For Binance (the venue this build trades), per key, each through a fresh client built by the venue adapter
+(``bot.venues.binance_dialect.make_exchange_factory``: the same URLs, options and error mapping as the
+service uses):
 
-* **reads**: a signed ``GET /api/v3/account`` (balances) must succeed;
-* **trading permission**: a cancel of a client order id that cannot exist (``keysverify-<random>``). A key
-  with trading permission gets "unknown order" (-2011); a key without gets -2015. A read key must get
-  -2015 ("cannot trade"); a trade key must get -2011. Nothing is ever placed or cancelled;
-* **withdrawals** (``GET /sapi/v1/account/apiRestrictions``): a key that can withdraw fails the check
-  (a single stolen key must not be able to drain the account); IP restriction is reported. A venue that
-  does not answer it (a testnet, the local fake) leaves the check "unknown".
+* **reads**: a signed balance request must succeed;
+* **permissions** as the venue reports them (``bot.venues.binance.fetch_key_permissions``,
+  ``GET /sapi/v1/account/apiRestrictions``): a read key must not be able to trade, no key may withdraw (a
+  single stolen key must not drain the account); a key without an IP restriction is a warning;
+* **trading, by behaviour**: a cancel of a client order id that cannot exist (``keysverify-<random>``). A key
+  with trading permission gets "unknown order" (-2011), a key without gets -2015. A read key must get -2015,
+  a trade key -2011. Nothing is ever placed or cancelled. This does not trust the permission flags.
 
-Other exchanges get the read check only. Each probe uses a fresh ccxt client: ccxt reports a -2015 as
-``DDoSProtection`` once a client has made a successful private call, so the probes classify by the
-venue's error code in the answer, never by ccxt's exception class.
-
-The ccxt client is built here from ``[venue]`` (REST URL, options, sandbox) because the venue adapter
-(``bot.venues``, issue 6) was not on main when this was written; switch to its client builder once it is.
+A venue that does not answer a check (a testnet without ``/sapi``) leaves it "unknown". Other exchanges get
+"not checked": this build has no adapter for them.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from bot.config import VenueSettings
-from bot.domain.credentials import Credentials, KeyKind
+from bot.config import Settings
+from bot.domain.credentials import Credentials, KeyScope
+from bot.domain.venue import VenueError
 from bot.keys.redaction import redact
 from bot.keys.sealing import SealedEntry
 
 Status = Literal["ok", "fail", "warn", "unknown"]
-_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
 @dataclass(frozen=True)
@@ -54,131 +50,105 @@ class EntryReport:
 
 
 def _short(exc: BaseException) -> str:
-    text = redact(f"{type(exc).__name__}: {exc}")
+    code = getattr(exc, "venue_code", None)
+    text = redact(f"{type(exc).__name__}{f' {code}' if code else ''}: {exc}")
     return text if len(text) <= 240 else text[:237] + "..."
 
 
-def venue_code(exc: BaseException) -> int | None:
-    match = _CODE.search(str(exc))
-    return int(match.group(1)) if match else None
+Factory = Callable[[Credentials | None], Any]
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+async def _call(settings: Settings, factory: Factory, creds: Credentials, what: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+    """One request on a fresh client (time-corrected like the service's), errors mapped to ``VenueError``."""
+    from bot.engine.clock import WallClock
+    from bot.venues.ccxt_client import CcxtCall
+    from bot.venues.metrics import VenueMetrics
 
-
-def ccxt_config(vs: VenueSettings, creds: Credentials) -> dict[str, Any]:
-    """Constructor config of a ccxt exchange for ``[venue]``. A ``rest_url`` on another host than the exchange's
-    own (a testnet proxy, the local fake) takes every REST section of the exchange with it."""
-    import ccxt
-
-    sync_cls = getattr(ccxt, vs.exchange, None)
-    if sync_cls is None:
-        raise ValueError(f"venue.exchange {vs.exchange!r} is not an exchange ccxt knows")
-    config: dict[str, Any] = {
-        "enableRateLimit": True,
-        "timeout": vs.request_timeout_ms,
-        "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False, "recvWindow": vs.recv_window_ms},
-    }
-    urls = sync_cls().describe()["urls"].get("api", {})
-    target = urlsplit(vs.rest_url)
-    default_host = urlsplit(urls.get("public", "")).netloc if isinstance(urls.get("public"), str) else ""
-    if target.netloc and target.netloc != default_host:
-        base = f"{target.scheme}://{target.netloc}"
-
-        def rewrite(node: Any) -> Any:
-            if isinstance(node, dict):
-                return {k: rewrite(v) for k, v in node.items()}
-            if isinstance(node, str) and urlsplit(node).scheme in ("http", "https"):
-                return base + urlsplit(node).path
-            return node
-
-        config["urls"] = {"api": rewrite(urls)}
-    config = _deep_merge(config, dict(vs.ccxt_options))
-    config.update(creds.ccxt_fields())
-    return config
-
-
-ClientFactory = Callable[[VenueSettings, Credentials], Any]
-
-
-def build_client(vs: VenueSettings, creds: Credentials) -> Any:
-    import ccxt.async_support as ccxt_async
-
-    client = getattr(ccxt_async, vs.exchange)(ccxt_config(vs, creds))
-    if vs.sandbox:
-        client.set_sandbox_mode(True)
-    return client
-
-
-async def _with_client(factory: ClientFactory, vs: VenueSettings, creds: Credentials, fn: Callable[[Any], Any]) -> Any:
-    client = factory(vs, creds)
+    exchange = factory(creds)
+    secret_values = (creds.api_key.get_secret_value(), creds.secret.get_secret_value())
+    call = CcxtCall(exchange, role=f"verify-{creds.scope.value}", metrics=VenueMetrics(), clock=WallClock(), secrets=secret_values)
     try:
-        return await fn(client)
+        venue_ms = int(await call("fetch_time", exchange.fetch_time))
+        exchange.options["timeDifference"] = WallClock().now_ns() // 1_000_000 - venue_ms
+        return await call(what, lambda: fn(exchange))
     finally:
-        await client.close()
+        await call.close()
 
 
-async def check_reads(factory: ClientFactory, vs: VenueSettings, creds: Credentials) -> Check:
+async def check_reads(settings: Settings, factory: Factory, creds: Credentials) -> Check:
     try:
-        await _with_client(factory, vs, creds, lambda c: c.fetch_balance())
+        await _call(settings, factory, creds, "fetch_balance", lambda ex: ex.fetch_balance())
     except Exception as exc:
         return Check("reads", "fail", f"a signed balance request was refused: {_short(exc)}")
     return Check("reads", "ok", "a signed balance request was accepted")
 
 
-async def check_trading(factory: ClientFactory, vs: VenueSettings, creds: Credentials, kind: KeyKind, symbol: str) -> Check:
-    probe = f"keysverify-{secrets.token_hex(8)}"
-    try:
-        await _with_client(factory, vs, creds, lambda c: c.cancel_order(probe, symbol, params={"origClientOrderId": probe}))
-        can_trade: bool | None = True  # a cancel of an order that cannot exist succeeded?! treat as "can trade"
-        detail = "the venue accepted a cancel"
-    except Exception as exc:
-        code = venue_code(exc)
-        if code == -2011:
-            can_trade, detail = True, "the venue answered a trade request with 'unknown order' (-2011)"
-        elif code == -2015:
-            can_trade, detail = False, "the venue refused a trade request for lack of permission (-2015)"
-        else:
-            can_trade, detail = None, f"the trade probe was inconclusive: {_short(exc)}"
-    if can_trade is None:
-        return Check("trading permission", "unknown", detail)
-    if kind is KeyKind.READ:
-        if can_trade:
-            return Check("cannot trade", "fail", f"this READ key CAN trade ({detail}): create a key with trading disabled on the venue and replace it")
-        return Check("cannot trade", "ok", detail)
-    if can_trade:
-        return Check("can trade", "ok", detail)
-    return Check("can trade", "fail", f"this TRADE key cannot trade ({detail}): enable spot trading for it on the venue")
+async def check_permissions(settings: Settings, factory: Factory, creds: Credentials) -> list[Check]:
+    from bot.venues.binance import fetch_key_permissions
 
-
-async def check_withdrawals(factory: ClientFactory, vs: VenueSettings, creds: Credentials) -> list[Check]:
     try:
-        answer = await _with_client(factory, vs, creds, lambda c: c.sapi_get_account_apirestrictions())
+        perms = await fetch_key_permissions(settings, creds, exchange_factory=factory)
     except Exception as exc:
-        return [Check("withdrawals", "unknown", f"the venue did not answer the API-restrictions request: {_short(exc)}")]
-    checks = []
-    if answer.get("enableWithdrawals"):
-        checks.append(Check("withdrawals", "fail", "this key can WITHDRAW: disable withdrawals for it on the venue (a stolen key would drain the account)"))
+        return [Check("permissions", "unknown", f"the venue did not answer the API-restrictions request: {_short(exc)}")]
+    checks: list[Check] = []
+    if creds.scope is KeyScope.READ:
+        checks.append(
+            Check("permissions: no trading", "fail", "the venue says this READ key may trade: create a read-only key and replace it")
+            if perms.can_trade
+            else Check("permissions: no trading", "ok", "the venue says this key may not trade")
+        )
     else:
-        checks.append(Check("withdrawals", "ok", "withdrawals are disabled for this key"))
-    if not answer.get("ipRestrict"):
-        checks.append(Check("ip restriction", "warn", "the key is not restricted to trusted IP addresses: restrict it to the server's address"))
-    else:
-        checks.append(Check("ip restriction", "ok", "restricted to trusted IP addresses"))
+        checks.append(
+            Check("permissions: trading", "ok", "the venue says this key may trade")
+            if perms.can_trade
+            else Check("permissions: trading", "fail", "the venue says this TRADE key may not trade: enable spot trading for it")
+        )
+    checks.append(
+        Check("permissions: no withdrawals", "fail", "this key can WITHDRAW: disable withdrawals and universal transfer for it (a stolen key would drain the account)")
+        if perms.can_withdraw
+        else Check("permissions: no withdrawals", "ok", "withdrawals are disabled for this key")
+    )
+    checks.append(
+        Check("ip restriction", "ok", "restricted to trusted IP addresses")
+        if perms.ip_restricted
+        else Check("ip restriction", "warn", "the key is not restricted to trusted IP addresses: restrict it to the server's address")
+    )
     return checks
 
 
-async def verify_online(
-    vs: VenueSettings, entry: SealedEntry, creds: Credentials, symbol: str, factory: ClientFactory = build_client
-) -> list[Check]:
-    checks = [await check_reads(factory, vs, creds)]
-    if vs.exchange != "binance":
-        checks.append(Check("trading permission", "unknown", f"no side-effect-free trade probe is known for {vs.exchange}"))
-        return checks
-    checks.append(await check_trading(factory, vs, creds, entry.kind, symbol))
-    checks.extend(await check_withdrawals(factory, vs, creds))
+async def check_trading_behaviour(settings: Settings, factory: Factory, creds: Credentials, symbol: str) -> Check:
+    probe = f"keysverify-{secrets.token_hex(8)}"
+    name = "cannot trade" if creds.scope is KeyScope.READ else "can trade"
+    try:
+        await _call(settings, factory, creds, "cancel_order", lambda ex: ex.cancel_order(probe, symbol, {"origClientOrderId": probe}))
+        return Check(name, "unknown", "the venue accepted a cancel of an order that cannot exist")
+    except VenueError as exc:
+        code = exc.venue_code
+        if code == "-2011":
+            can_trade, detail = True, "the venue answered a trade request with 'unknown order' (-2011)"
+        elif code == "-2015":
+            can_trade, detail = False, "the venue refused a trade request for lack of permission (-2015)"
+        else:
+            return Check(name, "unknown", f"the trade probe was inconclusive: {_short(exc)}")
+    except Exception as exc:
+        return Check(name, "unknown", f"the trade probe was inconclusive: {_short(exc)}")
+    if creds.scope is KeyScope.READ:
+        if can_trade:
+            return Check(name, "fail", f"this READ key CAN trade ({detail}): create a key with trading disabled and replace it")
+        return Check(name, "ok", detail)
+    if can_trade:
+        return Check(name, "ok", detail)
+    return Check(name, "fail", f"this TRADE key cannot trade ({detail}): enable spot trading for it on the venue")
+
+
+async def verify_online(settings: Settings, creds: Credentials, *, factory: Factory | None = None) -> list[Check]:
+    """The venue checks of one key. Only Binance has an adapter in this build."""
+    if creds.venue != "binance" or settings.venue.exchange != "binance":
+        return [Check("venue", "unknown", f"not checked: this build verifies binance keys against [venue] exchange = binance (entry: {creds.venue}, [venue]: {settings.venue.exchange})")]
+    from bot.venues.binance_dialect import make_exchange_factory
+
+    factory = factory or make_exchange_factory(settings.venue)
+    checks = [await check_reads(settings, factory, creds)]
+    checks.extend(await check_permissions(settings, factory, creds))
+    checks.append(await check_trading_behaviour(settings, factory, creds, settings.market.assets[0]))
     return checks

@@ -178,6 +178,19 @@ AUDIT_TABLES: dict[str, type[AuditMixin]] = {
 }
 
 
+class IncidentEntryRow(AuditMixin, Base):
+    """Incident reports (spec 13), append-only like the audit tables: an incident is the fold of its entries
+    (open, trigger, annotate, close). Written by bot.ops.incidents directly (not through the AuditStore buffer:
+    an incident must be on disk before the operator is told about it)."""
+
+    __tablename__ = "incident_entries"
+    incident_id: Mapped[str] = mapped_column(String(40), index=True)
+    entry: Mapped[str] = mapped_column(String(16))  # open | trigger | annotate | close
+    field: Mapped[str | None] = mapped_column(String(24))  # for annotate: root_cause | mitigation | follow_up | impact | note
+    text: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(64), default="")
+
+
 # ----------------------------------------------------------------------------- state (mutable)
 class OutboxRow(Base):
     """Alerts waiting for delivery. Written in the same transaction as the event that raised them."""

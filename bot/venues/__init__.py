@@ -1,1 +1,1 @@
-"""Venue adapters: ccxt REST (read-only and trade clients kept apart) and the websockets market feed."""
+"""Venue adapters: the ccxt REST adapter (read and trade clients kept apart) and websockets feeds."""

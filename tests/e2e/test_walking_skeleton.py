@@ -29,7 +29,7 @@ heartbeat_interval_s = 3600
 
 async def _run_skeleton(db: DB, tmp_path: Path) -> service.Service:
     cfg = tmp_path / "bot.toml"
-    cfg.write_text(db.store_toml() + CONFIG)
+    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snapshots"}"\n')
     engine = db.engine()
     await migrate.upgrade(engine)
     await engine.dispose()

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot import service
 from bot.config import load_settings
-from bot.domain.credentials import KeyKind
+from bot.domain.credentials import KeyScope
 from bot.engine.clock import ManualClock
 from bot.keys.errors import KeyExists, KeyNotFound, TamperedEntry, WrongMasterKey
 from bot.keys.master import FileSource, MasterKey
@@ -48,24 +48,24 @@ async def test_add_list_touch_remove(db: DB) -> None:
     master = MasterKey.generate()
     api, secret = new_api_key(), new_api_key()
     try:
-        added = await store.add(master, "binance", KeyKind.READ, api, secret, key_id="r1")
-        await store.add(master, "binance", KeyKind.TRADE, new_api_key(), new_api_key(), "pass phrase")
+        added = await store.add(master, "binance", KeyScope.READ, api, secret, key_id="r1")
+        await store.add(master, "binance", KeyScope.TRADE, new_api_key(), new_api_key(), "pass phrase")
         entries = await store.entries()
-        assert [(e.venue, e.kind, e.key_id == "r1") for e in entries] == [("binance", KeyKind.READ, True), ("binance", KeyKind.TRADE, False)]
+        assert [(e.venue, e.kind, e.key_id == "r1") for e in entries] == [("binance", KeyScope.READ, True), ("binance", KeyScope.TRADE, False)]
         read = entries[0]
         assert read == added and read.api_key_masked == f"{api[:4]}...{api[-4:]}" and read.last_used_at is None
         assert read.created_at is not None and read.created_at.year == 2026
         buf = open_into(master, read)
-        creds = credentials_from(buf)
+        creds = credentials_from(buf, read)
         wipe(buf)
         assert creds.api_key.get_secret_value() == api and creds.secret.get_secret_value() == secret
         await store.touch(read, T0 + 5_000_000_000)
-        got = await store.get("binance", KeyKind.READ)
+        got = await store.get("binance", KeyScope.READ)
         assert got is not None and got.last_used_at is not None and got.last_used_at.second == 5
-        removed = await store.remove("binance", KeyKind.READ)
-        assert removed.key_id == "r1" and await store.get("binance", KeyKind.READ) is None
+        removed = await store.remove("binance", KeyScope.READ)
+        assert removed.key_id == "r1" and await store.get("binance", KeyScope.READ) is None
         with pytest.raises(KeyNotFound, match="no read key for binance"):
-            await store.remove("binance", KeyKind.READ)
+            await store.remove("binance", KeyScope.READ)
         # nothing in the table is a clear secret
         async with store.db.connect() as conn:
             for row in (await conn.execute(select(KeyEntryRow.__table__))).all():
@@ -80,12 +80,12 @@ async def test_one_key_per_venue_and_kind_and_atomic_replace(db: DB) -> None:
     store = await _store(db)
     master = MasterKey.generate()
     try:
-        first = await store.add(master, "binance", KeyKind.READ, new_api_key(), new_api_key(), key_id="old")
+        first = await store.add(master, "binance", KeyScope.READ, new_api_key(), new_api_key(), key_id="old")
         with pytest.raises(KeyExists, match="--replace"):
-            await store.add(master, "binance", KeyKind.READ, new_api_key(), new_api_key(), key_id="new")
+            await store.add(master, "binance", KeyScope.READ, new_api_key(), new_api_key(), key_id="new")
         assert [e.key_id for e in await store.entries()] == ["old"]
         new_api = new_api_key()
-        await store.add(master, "binance", KeyKind.READ, new_api, new_api_key(), key_id="new", replace=True)
+        await store.add(master, "binance", KeyScope.READ, new_api, new_api_key(), key_id="new", replace=True)
         entries = await store.entries()
         assert [e.key_id for e in entries] == ["new"] and entries[0].api_key_masked != first.api_key_masked
     finally:
@@ -96,10 +96,10 @@ async def test_adding_under_another_master_key_is_refused(db: DB) -> None:
     store = await _store(db)
     a, b = MasterKey.generate(), MasterKey.generate()
     try:
-        await store.add(a, "binance", KeyKind.READ, new_api_key(), new_api_key())
+        await store.add(a, "binance", KeyScope.READ, new_api_key(), new_api_key())
         with pytest.raises(WrongMasterKey, match="refusing to mix master keys"):
-            await store.add(b, "binance", KeyKind.TRADE, new_api_key(), new_api_key())
-        assert [e.kind for e in await store.entries()] == [KeyKind.READ]  # rolled back
+            await store.add(b, "binance", KeyScope.TRADE, new_api_key(), new_api_key())
+        assert [e.kind for e in await store.entries()] == [KeyScope.READ]  # rolled back
     finally:
         await store.db.dispose()
 
@@ -109,7 +109,7 @@ async def test_rotation_reseals_everything_and_the_old_key_stops_working(db: DB)
     old, new = MasterKey.generate(), MasterKey.generate()
     try:
         for venue in ("binance", "kraken"):
-            for kind in KeyKind:
+            for kind in KeyScope:
                 await store.add(old, venue, kind, new_api_key(), new_api_key())
         before = {e.label: e for e in await store.entries()}
         assert await store.rotate_master(old, new) == 4
@@ -132,7 +132,7 @@ async def test_rotation_with_the_wrong_old_key_changes_nothing(db: DB) -> None:
     store = await _store(db)
     right, wrong, new = MasterKey.generate(), MasterKey.generate(), MasterKey.generate()
     try:
-        await store.add(right, "binance", KeyKind.READ, new_api_key(), new_api_key())
+        await store.add(right, "binance", KeyScope.READ, new_api_key(), new_api_key())
         with pytest.raises(WrongMasterKey):
             await store.rotate_master(wrong, new)
         assert all(_opens(right, e) for e in await store.entries())
@@ -170,7 +170,7 @@ async def test_rotate_master_interrupted_midway_leaves_every_entry_readable(db: 
     try:
         with FileSource(old_path).load() as old:
             for venue in ("binance", "kraken"):
-                for kind in KeyKind:
+                for kind in KeyScope:
                     await store.add(old, venue, kind, new_api_key(), new_api_key())
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", ROTATE_AND_DIE, db.url, db.schema or "", str(old_path), str(new_path),
@@ -208,8 +208,8 @@ def _config(db: DB, tmp_path: Path, key_file: Path, venue: str = "sim") -> Path:
 async def _seed(db: DB, key_file: Path) -> KeyStore:
     store = await _store(db)
     with FileSource(key_file).load() as master:
-        await store.add(master, "binance", KeyKind.READ, new_api_key(), new_api_key(), key_id="r1")
-        await store.add(master, "binance", KeyKind.TRADE, new_api_key(), new_api_key(), key_id="t1")
+        await store.add(master, "binance", KeyScope.READ, new_api_key(), new_api_key(), key_id="r1")
+        await store.add(master, "binance", KeyScope.TRADE, new_api_key(), new_api_key(), key_id="t1")
     return store
 
 

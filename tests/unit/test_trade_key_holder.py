@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.control.arming import Arming
-from bot.domain.credentials import Credentials, KeyKind
+from bot.domain.credentials import Credentials, KeyScope
 from bot.domain.errors import ErrorCode
 from bot.engine.clock import ManualClock
 from bot.keys.errors import TradeKeyUnavailable
@@ -48,8 +48,8 @@ def _sealed_trade_key(source: FileSource) -> tuple[SealedEntry, set[bytes]]:
     masked = mask_api_key(api)
     del api, secret
     with source.load() as master:
-        ct = seal(master, "binance", KeyKind.TRADE, "t1", masked, plaintext)
-        entry = SealedEntry("binance", KeyKind.TRADE, "t1", masked, master.key_id, ct)
+        ct = seal(master, "binance", KeyScope.TRADE, "t1", masked, plaintext)
+        entry = SealedEntry("binance", KeyScope.TRADE, "t1", masked, master.key_id, ct)
     wipe(plaintext)
     return entry, digests
 
