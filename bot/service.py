@@ -12,6 +12,7 @@ import hashlib
 import logging
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,9 +221,20 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, keys=keys, safety=safety, arming=arming)
 
 
-def wire_trade_key(keys: KeyRuntime, arming: Arming, safety: SafetyController, engine: Engine, *, drain_timeout_s: float) -> TradeKeyHolder:
+def wire_trade_key(
+    keys: KeyRuntime,
+    arming: Arming,
+    safety: SafetyController,
+    engine: Engine,
+    *,
+    drain_timeout_s: float,
+    drop_client: Callable[[], Awaitable[None]] | None = None,
+) -> TradeKeyHolder:
     """Least exposure: the trade key is decrypted when LIVE is armed and dropped when the arming ends (disarm,
-    expiry, SAFE, kill), after resting orders are cancelled (bounded by ``drain_timeout_s``)."""
+    expiry, SAFE, kill), after resting orders are cancelled (bounded by ``drain_timeout_s``).
+
+    The live venue takes ``holder.trade_credentials`` as its ``trade_credentials`` provider and passes its
+    ``drop_trade_client`` as ``drop_client``, so its trade client (and the key inside ccxt) goes with the key."""
 
     async def drain() -> object:
         return await engine.call(lambda: engine.oms.cancel_all(reason="arming ended: trade key about to be dropped"))
@@ -231,6 +243,16 @@ def wire_trade_key(keys: KeyRuntime, arming: Arming, safety: SafetyController, e
         asyncio.get_running_loop().call_soon(arming.disarm, "trade key unavailable")
 
     holder = keys.build_trade_holder(is_armed=arming.is_armed, drain=drain, drain_timeout_s=drain_timeout_s, on_error=on_error)
+    if drop_client is not None:
+        dropping: set[asyncio.Task[None]] = set()
+
+        def on_key(creds: object) -> None:
+            if creds is None:
+                task = asyncio.get_running_loop().create_task(drop_client(), name="drop-trade-client")
+                dropping.add(task)
+                task.add_done_callback(dropping.discard)
+
+        holder.add_listener(on_key)
     arming.add_listener(holder.on_arming)
     safety.add_listener(holder.on_trading_state)
 

@@ -84,6 +84,19 @@ class TradeKeyHolder:
             raise TradeKeyUnavailable(f"the trade key {self.entry.label} was dropped: the arming expired")
         return self._creds
 
+    def trade_credentials(self) -> Credentials | None:
+        """The venue adapter's ``TradeCredentialsProvider``: the trade key while armed, and while resting orders are
+        being cancelled after the arming ended (the drain); otherwise None (the adapter then drops its trade
+        client). An expiry nobody has announced yet is noticed here."""
+        if self._creds is None:
+            return None
+        if self._draining is not None:
+            return self._creds
+        if not self._is_armed():
+            self.release("arming expired")
+            return None
+        return self._creds
+
     # ------------------------------------------------------------------ events (sync: called by Arming / SafetyController)
     def on_arming(self, armed: bool, reason: str) -> None:
         if armed:
