@@ -129,8 +129,15 @@ class OmsSettings(Section):
     stream_stale_s: float = Field(30.0, gt=0, le=600)
     max_orders_per_s: Decimal = Field(Decimal("5"), gt=0, le=100)
     flipflop_window_s: float = Field(60.0, gt=0, le=3600)
-    flipflop_max_cycles: int = Field(20, ge=2, le=10_000)
-    unknown_orders: Literal["cancel", "adopt"] = "cancel"
+    flipflop_max_cycles: int = Field(
+        150, ge=2, le=10_000, description="place/cancel cycles per asset within flipflop_window_s that mean flip-flop -> SAFE "
+        "(above the quote strategy's 120/min at one requote per second per side)"
+    )
+    unknown_orders: Literal["cancel", "adopt"] = Field("cancel", description="venue orders this run did not place: cancel or adopt")
+    mismatch_abs_qty: Decimal = Field(Decimal("0"), ge=0, description="absolute position mismatch tolerated (dust), besides the relative one")
+    reconcile_max_age_s: float = Field(
+        30.0, ge=5, le=3600, description="once scheduled reconciliation runs, new orders stop when the last success is older than this"
+    )
 
 
 class VenueSettings(Section):

@@ -11,10 +11,12 @@ import asyncio
 import hashlib
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
-from bot.engine.clock import WallClock
+from bot.engine.clock import ManualClock, WallClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
@@ -37,11 +39,13 @@ from bot.engine.synthetic import SyntheticFeed
 from bot.keys.errors import KeyStoreError
 from bot.keys.holder import TradeKeyHolder
 from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
+from bot.oms.reconcile import Reconciler, SchedulerSteps
 from bot.ops.incidents import RunInfo
-from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.engine import RiskEngine, RiskLimits
-from bot.risk.safety import SafetyController
+from bot.risk.safety import Check, SafetyController, TradingState
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.migrate import check_schema
@@ -122,10 +126,11 @@ class Service:
     venue: Any
     feed: MarketFeed
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    keys: KeyRuntime | None = None
-    safety: SafetyController | None = None
-    arming: Arming | None = None
     ops: OpsRuntime | None = None
+    reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
+    safety: SafetyController | None = None
+    keys: KeyRuntime | None = None
+    arming: Arming | None = None
 
     @property
     def settings(self) -> Settings:
@@ -141,6 +146,11 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         )
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+    if clock is None and s.market.venue == "sim":
+        # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
+        # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
+        syn = s.market.synthetic
+        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     register_config_secrets(s)  # before anything can log: the Telegram token, TOTP secret, an env master key
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
@@ -163,7 +173,25 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
     portfolio = Portfolio()
     market = MarketState()
-    oms = OrderManager(venue=venue, venue_name=venue.name, portfolio=portfolio, audit=audit, clock=clock, instruments=instruments)
+    # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
+    safety = SafetyController(audit, clock)
+    id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
+    oms = OrderManager(
+        venue=venue,
+        venue_name=venue.name,
+        portfolio=portfolio,
+        audit=audit,
+        clock=clock,
+        instruments=instruments,
+        limits=OmsLimits.from_mapping(s.oms),
+        on_safe=lambda code, reason: safety.enter(TradingState.SAFE, code, reason),
+        id_prefix=id_prefix,
+        fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
+        feed=None,  # the simulated venue delivers reports in-process: no stream to watch
+        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+    )
+    reconciler = Reconciler(oms)
+    safety.add_check(lambda: Check("positions_reconciled", *reconciler.resume_check()))
     risk = RiskEngine(
         RiskLimits(
             max_trade_qty=s.risk.max_trade_qty,
@@ -185,11 +213,12 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         strategies=strategies,
         strategy_meta=meta,
         gate=AutoGate(),
-        id_prefix=run_id[:8],
+        id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
+    engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     if feed is None:
         syn = s.market.synthetic
         first = next(iter(instruments.values()))
@@ -205,20 +234,21 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
-    alerts = OutboxAlert(db, clock)
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
     ops = OpsRuntime(
         OpsDeps(
-            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
-            alert=alerts.alert, flush=audit.flush,
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
         )
     )
-    safety = SafetyController(audit, clock)
     arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
     if keys.trade_entry is not None:  # LIVE only: the trade key stays sealed until an arming
         wire_trade_key(keys, arming, safety, engine, drain_timeout_s=s.keys.trade_key_drain_timeout_s)
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, keys=keys, safety=safety, arming=arming)
+    oms.rec.alert = ops.alert
+    return Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, reconciler=reconciler, safety=safety, keys=keys, arming=arming
+    )
 
 
 def wire_trade_key(
@@ -263,6 +293,19 @@ def wire_trade_key(
     return holder
 
 
+def _mid(market: MarketState, asset: str) -> Decimal | None:
+    tick = market.last.get(asset)
+    return tick.mid if tick is not None else None
+
+
+async def _call_now(fn: Any) -> Any:
+    """``engine.call`` before the engine loop runs (start-up: nothing else can be changing state)."""
+    result = fn()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
+
+
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
     """Run ``fn`` every interval until ``stop`` is set (waits on the event, never polls a flag)."""
     while True:
@@ -305,9 +348,13 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
     await audit.flush()
     stop = service.stop_event
+    if service.reconciler is not None:
+        # before trading and before the scheduler: the venue's holdings become the baseline of the running sum
+        await service.reconciler.take_baseline(_call_now)
+        await audit.flush()
     ops = service.ops
     if ops is not None:
-        await ops.start()  # the scheduler: heartbeat, audit flush, snapshots, daily summary, retention...
+        await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0

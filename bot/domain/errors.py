@@ -27,6 +27,7 @@ class ErrorCode(str, Enum):
     NOT_CONFIRMED = "NOT_CONFIRMED"
     CLOCK_DRIFT = "CLOCK_DRIFT"
     DIRTY_POSITION = "DIRTY_POSITION"
+    RECONCILE_STALE = "RECONCILE_STALE"  # no successful reconciliation for longer than oms.reconcile_max_age_s
     AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"  # the venue refused the key (unknown key, signature, permission)
 
     def __str__(self) -> str:  # "RISK_BLOCKED", not "ErrorCode.RISK_BLOCKED"

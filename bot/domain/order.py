@@ -13,7 +13,13 @@ from bot.domain.money import ZERO
 
 class OrderStatus(str, Enum):
     NEW = "NEW"  # created from an approved intent, not yet sent
-    PENDING_SUBMIT = "PENDING_SUBMIT"  # sent, no answer yet (or the answer was lost)
+    PENDING_SUBMIT = "PENDING_SUBMIT"  # sent, no answer yet
+    # The venue could not tell us whether the order exists: the submit timed out or answered "unknown
+    # status" and the lookup by client id failed or did not find it (yet), or a venue that had acknowledged
+    # it no longer lists it. Counted as live exposure and blocking new orders for the asset until a lookup
+    # or a reconciliation resolves it. Kept apart from PENDING_SUBMIT so that "in flight for a few ms" and
+    # "we do not know" never look the same to an operator or to the reconciler.
+    UNKNOWN = "UNKNOWN"
     ACCEPTED = "ACCEPTED"  # acknowledged by the venue, resting
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -29,17 +35,29 @@ class OrderStatus(str, Enum):
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 # States in which the order may still execute at the venue (count as resting exposure).
 LIVE_STATES = frozenset(
-    {OrderStatus.NEW, OrderStatus.PENDING_SUBMIT, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL}
+    {
+        OrderStatus.NEW,
+        OrderStatus.PENDING_SUBMIT,
+        OrderStatus.UNKNOWN,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_CANCEL,
+    }
 )
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.NEW: frozenset({S.PENDING_SUBMIT, S.REJECTED, S.CANCELED}),
-    S.PENDING_SUBMIT: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED, S.EXPIRED, S.PENDING_CANCEL}),
-    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
-    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
+    S.PENDING_SUBMIT: frozenset(
+        {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED, S.EXPIRED, S.PENDING_CANCEL, S.UNKNOWN}
+    ),
+    # resolved by a lookup, a late report or reconciliation; REJECTED = the venue has no such order
+    S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.REJECTED}),
+    # UNKNOWN from an acknowledged state: the venue no longer lists an order it had acknowledged
+    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.UNKNOWN}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.UNKNOWN}),
     # a cancel can be refused (the order is still there) or overtaken by fills
-    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED, S.EXPIRED}),
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED, S.EXPIRED, S.UNKNOWN}),
     # terminal states: only a late fill may still move CANCELED/EXPIRED to FILLED (the fill happened)
     S.CANCELED: frozenset({S.FILLED}),
     S.EXPIRED: frozenset({S.FILLED}),
@@ -85,6 +103,11 @@ class Order:
         return self.qty - self.filled_qty
 
     @property
+    def unfilled(self) -> Decimal:
+        """Ordered minus filled, whatever the status (a canceled order keeps its unfilled quantity here)."""
+        return self.qty - self.filled_qty
+
+    @property
     def open_qty(self) -> Decimal:
         """Quantity that may still execute: the resting exposure of this order."""
         return self.qty - self.filled_qty if self.status in LIVE_STATES else ZERO
@@ -109,11 +132,16 @@ class Order:
     def apply_fill(self, fill_id: str, qty: Decimal, price: Decimal, fee: Decimal, ts_ns: int) -> bool:
         """Apply a fill once. Returns False for a duplicate. A fill after a cancel is applied: it happened.
 
-        Raises INVALID_ORDER if the fill would exceed the order quantity (the venue and we disagree:
-        the caller must go to SAFE rather than silently clamp).
+        Raises POSITION_MISMATCH if the fill would exceed the order quantity, or if the order is REJECTED (a
+        rejected or never-sent order cannot have executed: the venue and we disagree, the caller must go to SAFE rather than
+        silently clamp). Raises INVALID_ORDER for a non-positive quantity. Nothing changes when it raises.
         """
         if fill_id in self.fill_ids:
             return False
+        if self.status in (OrderStatus.REJECTED, OrderStatus.NEW):
+            raise DomainError(
+                ErrorCode.POSITION_MISMATCH, f"order {self.client_order_id}: fill {fill_id} for an order we hold as {self.status.value}"
+            )
         if qty <= 0:
             raise DomainError(ErrorCode.INVALID_ORDER, f"order {self.client_order_id}: fill {fill_id} has non-positive qty {qty}")
         if self.filled_qty + qty > self.qty:
@@ -128,7 +156,7 @@ class Order:
         self.updated_ns = ts_ns
         if self.filled_qty == self.qty:
             self.status = OrderStatus.FILLED
-        elif self.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.ACCEPTED, OrderStatus.NEW):
+        elif self.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.ACCEPTED, OrderStatus.UNKNOWN):
             self.status = OrderStatus.PARTIALLY_FILLED
         # PENDING_CANCEL stays PENDING_CANCEL; CANCELED/EXPIRED stay as they are with the fill counted
         return True

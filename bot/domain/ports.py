@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
 from bot.domain.market import Tick
-from bot.domain.venue import Balance, ExecutionReport, OrderRequest, VenueOrder
+from bot.domain.venue import Balance, ExecutionReport, OrderRequest, PositionUpdate, VenueOrder
 
 
 @runtime_checkable
@@ -21,7 +21,8 @@ class Clock(Protocol):
         """For durations. In REPLAY this is the injected clock too."""
 
 
-ReportSink = Callable[[ExecutionReport], None]
+# what a venue's stream delivers: order updates and fills, and position updates where the venue sends them
+ReportSink = Callable[[ExecutionReport | PositionUpdate], None]
 
 
 @runtime_checkable

@@ -45,6 +45,22 @@ class ExecutionReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    """The venue's own view of one asset's position, pushed on its stream (spec 10 ``subscribe_positions``).
+
+    ``qty`` has the venue's position semantics for the canonical asset: spot = total base balance (free +
+    locked), derivatives = signed contracts. Delivered through the same report sink as execution reports;
+    the OMS uses it to confirm (clean) a dirty position, never to change the running sum of fills.
+    """
+
+    venue: str
+    asset: str
+    qty: Decimal
+    ts_ns: int  # venue event time (UTC ns)
+    local_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class VenueOrder:
     """A venue's view of one order (REST snapshot, reconciliation)."""
 

@@ -29,7 +29,7 @@ from bot.domain.money import ZERO
 from bot.domain.order import Order
 from bot.domain.ports import AuditSink, Clock, MarketFeed
 from bot.domain.position import Portfolio
-from bot.domain.venue import ExecutionReport
+from bot.domain.venue import ExecutionReport, PositionUpdate
 from bot.engine.market_state import MarketState
 from bot.engine.strategy import Strategy, StrategyContext
 from bot.oms.orders import OrderManager
@@ -218,8 +218,8 @@ class Engine:
             kind = type(item)
             if kind is list or kind is tuple:
                 await self._on_ticks(item)
-            elif kind is ExecutionReport:
-                self.oms.on_report(item)
+            elif kind is ExecutionReport or kind is PositionUpdate:
+                self.oms.on_report(item)  # the OMS routes position updates itself
             elif kind is _Call:
                 await self._run_call(item)
             else:

@@ -24,7 +24,7 @@ from bot.domain.market import Book, Tick
 from bot.domain.money import ZERO
 from bot.domain.order import OrderStatus
 from bot.domain.ports import Clock, ReportSink
-from bot.domain.venue import Balance, ExecutionReport, OrderRequest, VenueError, VenueOrder
+from bot.domain.venue import Balance, ExecutionReport, OrderRequest, PositionUpdate, VenueError, VenueOrder
 
 
 @dataclass(slots=True)
@@ -57,6 +57,7 @@ class SimulatedVenue:
         self._next_order = 1
         self._next_fill = 1
         self.fills: list[Fill] = []
+        self._positions: dict[str, Decimal] = {}  # signed sum of fills per asset, pushed as PositionUpdate
 
     # ------------------------------------------------------------------ port: lifecycle
     async def connect(self) -> None:
@@ -256,6 +257,9 @@ class SimulatedVenue:
         if status is OrderStatus.FILLED:
             self._resting.get(req.asset, {}).pop(req.client_order_id, None)
         self._emit(self._report(order, status, fill=fill))
+        # the venue's position stream (spec 10 subscribe_positions): confirms the OMS's dirty position
+        position = self._positions[req.asset] = self._positions.get(req.asset, ZERO) + qty * sign
+        self._emit(PositionUpdate(self.name, req.asset, position, now, now))
 
     def _finish(self, order: _SimOrder, status: OrderStatus, reason: str) -> None:
         order.status = status

@@ -76,10 +76,15 @@ class BinanceLive:
         self.started = False
 
     async def start(self) -> None:
-        """Markets, fees and the first clock measurement (read key), then the streams."""
-        await self.venue.connect()
-        await self.user_stream.start()
-        await self.feed.start()
+        """The first clock measurement, markets and fees (read key), then the streams. On failure everything
+        started so far is closed again and the error is raised (the service refuses to start)."""
+        try:
+            await self.venue.connect()
+            await self.user_stream.start()
+            await self.feed.start()
+        except BaseException:
+            await self.stop("start failed")
+            raise
         self._clock_task = asyncio.create_task(self._clock_loop(), name=f"{self.venue.name}-clock")
         self.started = True
 

@@ -81,6 +81,7 @@ class CcxtVenue:
         self._maxima: dict[str, tuple[Decimal | None, Decimal | None, Decimal | None]] = {}
         self._by_venue_symbol: dict[str, str] = {}
         self._trade: TradeClient | None = None
+        self._trade_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._order_gate_until_ns = 0  # monotonic: a venue rate limit on orders holds new submits until then
         self._order_gate_reason = ""
@@ -143,24 +144,30 @@ class CcxtVenue:
 
     # ------------------------------------------------------------------ the trade client
     async def _trade_client(self) -> TradeClient:
-        credentials = self._trade_credentials()
-        if credentials is None:
-            await self.drop_trade_client()
-            raise VenueError(ErrorCode.NOT_ARMED, "no trade key: the key holder supplies it only while LIVE is armed")
-        if credentials.scope is not KeyScope.TRADE:
-            raise VenueError(ErrorCode.AUTHENTICATION_FAILED, f"refused: {credentials.fingerprint()} is not a trade key (the read key never trades)")
-        if self._trade is not None and self._trade.fingerprint == credentials.fingerprint():
+        """The trade client for the key the holder supplies now (built, rebuilt or dropped accordingly)."""
+        async with self._trade_lock:  # a background sweep and the engine must not build two
+            credentials = self._trade_credentials()
+            if credentials is None:
+                await self._drop_trade_client()
+                raise VenueError(ErrorCode.NOT_ARMED, "no trade key: the key holder supplies it only while LIVE is armed")
+            if credentials.scope is not KeyScope.TRADE:
+                raise VenueError(ErrorCode.AUTHENTICATION_FAILED, f"refused: {credentials.fingerprint()} is not a trade key (the read key never trades)")
+            if self._trade is not None and self._trade.fingerprint == credentials.fingerprint():
+                return self._trade
+            await self._drop_trade_client()
+            if not self.markets:
+                raise VenueError(ErrorCode.VENUE_UNAVAILABLE, "markets not loaded: connect() first")
+            self._trade = self._trade_factory(credentials, self.markets)
+            self._trade.set_time_difference(self.time_difference_ms)
+            log.info("%s: trade client built for %s", self.name, credentials.fingerprint())
             return self._trade
-        await self.drop_trade_client()
-        if not self.markets:
-            raise VenueError(ErrorCode.VENUE_UNAVAILABLE, "markets not loaded: connect() first")
-        self._trade = self._trade_factory(credentials, self.markets)
-        self._trade.set_time_difference(self.time_difference_ms)
-        log.info("%s: trade client built for %s", self.name, credentials.fingerprint())
-        return self._trade
 
     async def drop_trade_client(self) -> None:
-        """Forget the trade client (the key holder withdrew the key)."""
+        """Forget the trade client now (the key holder withdrew the key; also happens at the next use)."""
+        async with self._trade_lock:
+            await self._drop_trade_client()
+
+    async def _drop_trade_client(self) -> None:
         trade, self._trade = self._trade, None
         if trade is not None:
             log.info("%s: trade client dropped", self.name)

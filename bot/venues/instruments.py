@@ -23,6 +23,14 @@ TICK_SIZE = 4
 
 def edge_decimal(value: Any, *, field: str) -> Decimal:
     """A ccxt number (str, int, Decimal; float only for ccxt's static tables) as a Decimal."""
+    if type(value) is str:  # the hot path (every stream message): plain text from the venue
+        try:
+            result = Decimal(value)
+        except ArithmeticError:
+            raise ValueError(f"{field}: {value!r} is not a number") from None
+        if result.is_finite():
+            return result
+        raise ValueError(f"{field}: {value!r} is not a finite number")
     if isinstance(value, float):
         return to_decimal(repr(value), field=field)
     return to_decimal(value, field=field)

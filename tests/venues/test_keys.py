@@ -141,3 +141,15 @@ async def test_key_permissions_tell_the_read_key_from_the_trade_key(fake: FakeBi
     assert (trade.can_read, trade.can_trade) == (True, True)
     assert read.fingerprint == READ.fingerprint() and READ_KEY not in repr(read)
     assert [r.api_key for r in fake.requests_for("GET", "/sapi/v1/account/apiRestrictions")] == [READ_KEY, TRADE_KEY]
+
+
+async def test_start_fails_cleanly_when_the_venue_lacks_an_asset(fake: FakeBinance) -> None:
+    from bot.config import MarketSettings, Settings
+
+    settings = venue_settings(fake)
+    settings = Settings(market=MarketSettings(assets=("BTC/USDT", "DOGE/USDT")), venue=settings.venue)
+    live = build_binance(settings, read_credentials=READ, trade_credentials=lambda: None, clock=WallClock())
+    with pytest.raises(VenueError) as raised:
+        await live.start()
+    assert raised.value.code is ErrorCode.INVALID_ORDER and "DOGE/USDT" in raised.value.message
+    assert fake.ws_clients == [] and not live.started
