@@ -14,13 +14,13 @@
 What "dropped" means in Python (docs/keys.md): the buffers we own are zeroed; ``str`` objects (inside
 ``SecretStr`` and inside the ccxt client) cannot be zeroed, only released for the garbage collector, and
 the allocator may keep their bytes until the memory is reused. A disarmed process therefore holds no
-*reachable* trade secret and no master key, which is what the tests check.
+*reachable* trade secret and no master key, which is what the tests check. (No forced ``gc.collect()`` here:
+it would block the event loop for tens of milliseconds and cannot wipe memory anyway.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -195,7 +195,6 @@ class TradeKeyHolder:
             self._redactor.remove(handle)
         self._handles = []
         self.drops += 1
-        gc.collect()  # release client objects caught in reference cycles now, not at some later collection
         log.warning("trade key %s dropped (%s)", self.entry.label, reason)
 
     def _notify(self, creds: Credentials | None) -> None:
