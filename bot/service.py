@@ -23,14 +23,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
-from bot.config import LoadedConfig, Settings
+from bot.config import LoadedConfig, Settings, TelegramSettings, public_dict
+from bot.control.approval import ConfigApproval
 from bot.control.arming import Arming
+from bot.control.auth import Gatekeeper
+from bot.control.events import ControlEvents
+from bot.control.fmt import esc
+from bot.control.gate import GatedVenue, LiveGate, SafetyGate
+from bot.control.lockout import Lockouts
+from bot.control.notifier import LogNotifier, OutboxNotifier
+from bot.control.plane import ControlPlane
+from bot.control.ratelimit import CommandRateLimiter
+from bot.control.stager import Stager
+from bot.control.staging import IntentBook
+from bot.control.telegram_bot import TelegramControl
 from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
 from bot.engine.clock import ManualClock, WallClock
-from bot.engine.loop import AutoGate, Engine, StrategyMeta
+from bot.engine.loop import AutoGate, Engine, ExecutionGate, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
 from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
@@ -52,7 +64,9 @@ from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CH
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
+from bot.store.kv import KVStore
 from bot.store.migrate import check_schema
+from bot.store.outbox import OutboxRepo
 
 log = logging.getLogger("bot.service")
 
@@ -135,6 +149,7 @@ class Service:
     ops: OpsRuntime | None = None
     reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
     safety: SafetyController | None = None
+    control: Control | None = None
     keys: KeyRuntime | None = None
 
     @property
@@ -142,7 +157,9 @@ class Service:
         return self.loaded.settings
 
 
-async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "") -> Service:
+async def build(
+    loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "", control_clock: Clock | None = None
+) -> Service:
     s = loaded.settings
     if s.mode is Mode.LIVE:
         raise StartupError(
@@ -162,7 +179,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     try:
         await check_schema(db, config_hint)
         # every key entry is opened once here: a wrong master key or a tampered entry stops the start-up
-        keys = await open_keys(s, db, clock=clock)
+        keys = await open_keys(s, db, clock=WallClock())  # created/last-used times are wall time, even in REPLAY
     except KeyStoreError as exc:
         await db.dispose()
         raise StartupError(f"key store: {exc}") from None
@@ -182,8 +199,14 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
     id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
     tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
+    # the control plane: the execution gate and, in front of the venue, its guard (in LIVE no order without arming
+    # and a confirmation). The operator's clock (arming, staged intents, message age, lockouts) is the wall clock.
+    control = build_control_core(
+        s.telegram, mode=s.mode, clock=control_clock or WallClock(), audit=audit, venue=tap, instruments=instruments,
+        market=market, portfolio=portfolio, safety=safety,
+    )
     oms = OrderManager(
-        venue=tap,
+        venue=control.venue,
         venue_name=venue.name,
         portfolio=portfolio,
         audit=audit,
@@ -215,16 +238,16 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         instruments=instruments,
         strategies=strategies,
         strategy_meta=meta,
-        gate=AutoGate(),
+        gate=control.gate,
         id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
-    venue.set_report_sink(engine.on_report)
+    control.venue.set_report_sink(engine.on_report)  # through the guard to the venue: fills and rejects are alerted
     engine.tick_listeners.append(venue.on_tick)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     connect_tap(tap, runtime)
-    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+    arming = control.arming  # in the operator's (wall) clock
 
     def revoke_arming(old: TradingState, new: TradingState, code: Any, reason: str) -> None:
         if new is not TradingState.ACTIVE:  # any automatic halt revokes arming: LIVE needs a human re-arm
@@ -256,6 +279,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
                 "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
                 "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
             },
+            **control.ops_hooks(),
         )
     )
     if keys.trade_entry is not None:  # LIVE only: the trade key stays sealed until an arming
@@ -267,10 +291,29 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     runtime.alert_global_halts = False
     # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
     safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
+    try:
+        await build_control_plane(
+            control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
+            run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
+            report_provider=_report_provider(ops), incidents=ops.incidents,
+        )
+    except Exception:
+        await db.dispose()
+        raise
     return Service(
         loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops, reconciler=reconciler, safety=safety,
+        control=control,
         keys=keys,
     )
+
+
+def _report_provider(ops: OpsRuntime) -> Any:
+    async def report() -> tuple[str, bytes | None]:
+        summary = await ops.reports.daily()
+        return summary.text_html, summary.png_bytes
+
+    return report
 
 
 def wire_trade_key(
@@ -368,6 +411,9 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     )
     for key in service.loaded.overrides:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
+    control = service.control
+    if control is not None:
+        control.announce_start(s.mode.value, service.version, service.loaded.hash)
     await audit.flush()
     stop = service.stop_event
     if service.reconciler is not None:
@@ -377,6 +423,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     ops = service.ops
     if ops is not None:
         await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
+    if control is not None:
+        control.start()  # Telegram: polling and alert delivery
     # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
     risk_timer = asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer")
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
@@ -410,7 +458,11 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             await ops.final_snapshot()
         log.info(engine.heartbeat_line())
         audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
+        if control is not None:
+            control.announce_stop(engine.heartbeat_line())
         await audit.flush()
+        if control is not None:
+            await control.stop()  # delivers what is due (bounded), then stops polling
         await service.venue.close()
         if service.keys is not None:
             await service.keys.close()
@@ -428,3 +480,157 @@ def _noop() -> None:
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:
     await engine.start()
     await engine.run(feed)
+
+
+# ----------------------------------------------------------------------------- control plane (issue 7)
+@dataclass
+class Control:
+    """The control plane's parts. ``plane`` and ``telegram`` exist only when telegram.token is set."""
+
+    safety: SafetyController
+    arming: Arming
+    book: IntentBook
+    stager: Stager
+    gate: ExecutionGate
+    live_gate: LiveGate | None
+    venue: GatedVenue  # what the OMS talks to
+    notifier: Any
+    events: ControlEvents
+    require_arming: bool
+    clock: Clock
+    token: bool
+    plane: ControlPlane | None = None
+    telegram: TelegramControl | None = None
+    approval: ConfigApproval | None = None
+
+    def announce_start(self, mode: str, version: str, config_hash: str) -> None:
+        self.notifier.alert("INFO", f"service:start:{config_hash}", f"▶️ <b>Service started</b>: {esc(mode)}, v{esc(version)}, config {config_hash[:10]}.")
+        notice = self.approval.notice_html() if self.approval is not None else None
+        if notice:
+            self.notifier.alert("WARNING", f"config:{config_hash}", notice)
+
+    def announce_stop(self, detail: str) -> None:
+        self.notifier.alert("WARNING", "service:stop", f"⏹ <b>Service stopping</b>: {esc(detail)}")
+
+    def ops_hooks(self) -> dict[str, Any]:
+        """What ops (OpsDeps) takes from the control plane: alerts, the delivery nudge, expiry jobs, arming."""
+        if not self.token:
+            return {}  # no Telegram: nothing can be armed or staged; ops' own outbox fallback takes the alerts
+        return {
+            "expiry": {"intents": lambda: self.book.expire_due(self.clock.now_ns())},
+            "arming": self.arming,
+            "alert": lambda severity, key, text: self.notifier.alert(severity, key, esc(text)),  # ops passes plain text
+            "deliver_outbox": self._nudge_delivery,
+        }
+
+    async def _nudge_delivery(self) -> None:
+        """Ops' outbox job: wake the delivery worker (rows written by ops itself do not pass the audit flush)."""
+        if self.telegram is not None:
+            self.telegram.delivery.wake()
+
+    def start(self) -> None:
+        if self.telegram is not None:
+            self.telegram.start()
+
+    async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop()
+
+
+def build_control_core(
+    t: TelegramSettings,
+    *,
+    mode: Mode,
+    clock: Clock,
+    audit: AuditStore | Any,
+    venue: Any,
+    instruments: dict[str, Instrument],
+    market: MarketState,
+    portfolio: Portfolio,
+    safety: SafetyController | None = None,
+) -> Control:
+    """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    safety = safety or SafetyController(audit, clock)
+    require_arming = mode is Mode.LIVE
+    arming = Arming(clock, audit, t.arm_max_ttl_s)
+    book = IntentBook()
+    stager = Stager(
+        book=book, clock=clock, arming=arming, require_arming=require_arming, instruments=instruments, market=market,
+        intent_ttl_s=t.intent_ttl_s, four_eyes_notional=t.four_eyes_notional,
+    )
+    live_gate: LiveGate | None = None
+    gate: ExecutionGate
+    if mode is Mode.LIVE or t.gate_in_dry_run:
+        live_gate = LiveGate(
+            clock=clock, audit=audit, book=book, stager=stager, arming=arming, safety=safety, require_arming=require_arming,
+            market=market, portfolio=portfolio, instruments=instruments, push_interval_s=t.strategy_push_interval_s,
+        )
+        gate = live_gate
+    else:
+        gate = SafetyGate(AutoGate(), safety, audit)
+    chats = t.alert_chat_ids or t.allowed_chat_ids
+    notifier: Any = (
+        OutboxNotifier(audit, chats, clock, dedup_s=t.alert_dedup_s, info_per_minute=t.info_alerts_per_minute)
+        if t.token is not None else LogNotifier()
+    )
+    events = ControlEvents(notifier=notifier, clock=clock, arming=arming, book=book, instruments=instruments, require_arming=require_arming)
+    safety.add_listener(events.on_trading_state)
+    arming.add_listener(events.on_arming)
+    gated = GatedVenue(venue, live_gate, [events.on_report])
+    if live_gate is not None:
+        live_gate.mandate_end_listeners.append(events.on_mandate_end)
+    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming, clock, t.token is not None)
+
+
+async def build_control_plane(
+    control: Control,
+    t: TelegramSettings,
+    *,
+    engine: Engine,
+    db: AsyncEngine | None,
+    config_hash: str,
+    config_public: dict[str, Any],
+    version: str,
+    run_id: str,
+    kill_file: Path | None = None,
+    request: Any = None,
+    delivery_now_ns: Any = None,
+    kv: Any = None,
+    report_provider: Any = None,
+    job_queue: Any = None,
+    incidents: Any = None,
+) -> None:
+    """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
+
+    ``request`` (a PTB BaseRequest) and ``kv`` replace the HTTP client and the state table in fast tests.
+    """
+    if t.token is None:
+        return
+    if not t.allowed_chat_ids or not t.allowed_user_ids:
+        raise StartupError(
+            "telegram.token is set but telegram.allowed_chat_ids or telegram.allowed_user_ids is empty: nobody could control "
+            "the bot. Name at least one chat id and one user id (both must match for a command to take effect)."
+        )
+    clock, audit = control.clock, engine.audit
+    kv = kv or KVStore(db, clock.now_ns)  # type: ignore[arg-type]
+    lockouts = Lockouts(
+        kv, clock, audit, threshold=t.lockout_after_failures, window_s=t.failure_window_s, base_s=t.lockout_base_s, max_s=t.lockout_max_s
+    )
+    await lockouts.load()
+    approval = ConfigApproval(kv, audit, clock, current_hash=config_hash, current_public=config_public)
+    await approval.load()
+    plane = ControlPlane(
+        engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
+        stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
+        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
+    )
+    gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
+    telegram = TelegramControl(
+        t, plane, gatekeeper, OutboxRepo(db), now_ns=delivery_now_ns or time.time_ns, alert_chat_ids=t.alert_chat_ids or t.allowed_chat_ids,
+        request=request, job_queue=job_queue,
+    )
+    if isinstance(audit, AuditStore):
+        audit.outbox_listeners.append(telegram.delivery.wake)
+    if control.live_gate is not None:
+        control.live_gate.staged_listeners.append(telegram.announce)
+    control.plane, control.telegram, control.approval = plane, telegram, approval

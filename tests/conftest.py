@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,15 @@ from bot.store.db import create_engine
 # PTB 22 builds RetryAfter through a deprecated property unless this is set; with filterwarnings=error the
 # warning would replace the real exception (measured with the fake Bot API server).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+@pytest.fixture(autouse=True)
+def pristine_decimal_context() -> Iterator[None]:
+    """Every test starts with the default decimal context. ccxt changes the context it runs in (ROUND_HALF_UP,
+    Underflow trapped); a test that calls ccxt directly must not change the arithmetic of the tests after it."""
+    decimal.setcontext(decimal.Context())
+    yield
+    decimal.setcontext(decimal.Context())
+
 
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 

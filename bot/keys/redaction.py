@@ -21,6 +21,7 @@ Telegram notifier, the audit store's free-text columns) can call ``redact(text)`
 from __future__ import annotations
 
 import hashlib
+import html
 import itertools
 import json
 import logging
@@ -45,8 +46,8 @@ _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{%d,}" % MIN_FINGERPRINT)
 
 
 def _variants(secret: str) -> set[str]:
-    """The forms a secret takes when it is printed, put in a URL, JSON-encoded or repr()-ed."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], repr(secret)[1:-1]}
+    """The forms a secret takes when it is printed, put in a URL, JSON-encoded, repr()-ed or HTML-escaped."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], repr(secret)[1:-1], html.escape(secret)}
     return {f for f in forms if len(f) >= MIN_EXACT}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.models import AUDIT_TABLES, SCHEMA_VERSION
+from bot.store.models import AUDIT_TABLES, SCHEMA_VERSION, OutboxRow
 from bot.store.types import ns_to_datetime
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,10 @@ class AuditStore:
         self._pending = 0
         self._lock = asyncio.Lock()  # one flush at a time, or two flushes could write the same rows
         self.written = 0
+        # alerts ride in the same transaction as the audit rows of their event (the outbox pattern)
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_table = OutboxRow.__table__
+        self.outbox_listeners: list[Callable[[int], None]] = []  # told how many outbox rows a flush committed
 
     @property
     def pending(self) -> int:
@@ -107,6 +111,14 @@ class AuditStore:
         buf.append(full)
         self._pending += 1
 
+    def add_outbox(self, row: dict[str, Any]) -> None:
+        """Buffer an outbox row (severity, dedup_key, text, chat_id, optional photo); written by the next flush."""
+        full = {"chat_id": None, "photo": None, "status": "pending", "attempts": 0, "next_attempt_at": None, "sent_at": None, "last_error": ""}
+        full.update(row)
+        full.setdefault("created_at", ns_to_datetime(self._now_ns()))
+        self._outbox.append(full)
+        self._pending += 1
+
     def needs_flush(self) -> bool:
         return self._pending >= self.batch_size
 
@@ -118,12 +130,22 @@ class AuditStore:
         if not self._pending:
             return
         batches = [(kind, rows[:]) for kind, rows in self._buffer.items() if rows]  # copies: rows may arrive meanwhile
+        outbox = self._outbox[:]
         async with self.engine.begin() as conn:
             for kind, rows in batches:
                 await conn.execute(insert(self._tables[kind]), rows)
+            if outbox:
+                await conn.execute(insert(self._outbox_table), outbox)
         # only after the commit: a failed write keeps every row for the next attempt
         for kind, rows in batches:
             del self._buffer[kind][: len(rows)]
+        del self._outbox[: len(outbox)]
         written = sum(len(r) for _, r in batches)
-        self._pending -= written
+        self._pending -= written + len(outbox)
         self.written += written
+        if outbox:
+            for listener in self.outbox_listeners:
+                try:
+                    listener(len(outbox))
+                except Exception:
+                    log.exception("outbox listener failed")

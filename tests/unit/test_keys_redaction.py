@@ -52,7 +52,9 @@ def test_url_quoted_json_and_repr_forms_are_masked() -> None:
     r.add(phrase, "passphrase")
     from urllib.parse import quote, quote_plus
 
-    for text in (quote(TOKEN, safe=""), quote_plus(TOKEN), json.dumps({"p": phrase}), repr(phrase), quote_plus(phrase)):
+    import html
+
+    for text in (quote(TOKEN, safe=""), quote_plus(TOKEN), json.dumps({"p": phrase}), repr(phrase), quote_plus(phrase), html.escape(phrase)):
         out = r.redact(f"before {text} after")
         assert TOKEN not in out and phrase not in out and MASK in out, out
         assert "before" in out and "after" in out
