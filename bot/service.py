@@ -269,8 +269,8 @@ async def build(
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
+    # operations: the one scheduler and its jobs (bot/ops). With Telegram, the control plane gives ops its
+    # Notifier, the delivery nudge and the expiry jobs (intents, arming); without it ops writes alerts to the outbox.
     ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
