@@ -82,22 +82,32 @@ class MarketSettings(Section):
 
 
 class InstrumentSettings(Section):
-    """Instrument definition for the simulated venue (live venues load theirs from the venue)."""
+    """Instrument definition for the simulated venue (spec 8.8; live venues load theirs from the venue)."""
 
     tick_size: Decimal = Field(Decimal("0.01"), gt=0)
     lot_size: Decimal = Field(Decimal("0.00001"), gt=0)
     min_qty: Decimal = Field(Decimal("0.00001"), ge=0)
+    max_qty: Decimal | None = Field(None, gt=0, description="largest order quantity (none: unlimited)")
     min_notional: Decimal = Field(Decimal("5"), ge=0)
     maker_fee: Decimal = Field(Decimal("0.001"), ge=Decimal("-0.01"), le=Decimal("0.01"))
     taker_fee: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.01"))
-    gas: Decimal = Field(Decimal("0"), ge=0)
+    gas: Decimal = Field(Decimal("0"), ge=0, description="fixed cost per fill in the quote currency (on-chain venues)")
     contract_size: Decimal = Field(Decimal("1"), gt=0)
+    semantics: Literal["spot", "contracts"] = Field("spot", description="position in base units (spot) or signed contracts")
+    venue_symbol: str | None = Field(None, description="the venue's own symbol (default BASE+QUOTE, e.g. BTCUSDT)")
+    chain: str | None = None
+    network: str | None = None
 
 
 class SimSettings(Section):
-    seed: int = 1
-    ack_latency_ms: int = Field(0, ge=0, le=60_000)
-    balances: dict[str, Decimal] = Field(default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("0")})
+    seed: int = Field(1, description="seeds the simulated venue's latency jitter (REPLAY reuses the run's seed)")
+    ack_latency_ms: int = Field(0, ge=0, le=60_000, description="request -> matching engine, in event time")
+    latency_jitter_ms: int = Field(0, ge=0, le=60_000, description="uniform extra latency drawn from the seed")
+    l1_extra_levels: int = Field(20, ge=0, le=10_000, description="L1-only slippage model: levels one tick apart")
+    fill_on_touch: bool = Field(True, description="a resting order fills when the opposite best price reaches it")
+    enforce_balances: bool = Field(True, description="spot: refuse orders beyond the free balance (-2010)")
+    history: int = Field(10_000, ge=100, le=1_000_000, description="terminal orders and fills kept for lookups")
+    balances: dict[str, Decimal] = Field(default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("1")})
     instruments: dict[str, InstrumentSettings] = Field(default_factory=lambda: {"BTC/USDT": InstrumentSettings()})
 
 

@@ -121,7 +121,9 @@ async def test_outbox_rows_ride_in_the_audit_transaction(db: DB) -> None:
             assert (await conn.execute(select(StateTransitionRow.id))).all() == []
         assert committed == [] and audit.pending == 3  # nothing lost: kept for the next attempt
         # the same event, written correctly: the alert rows appear with it, one per chat, in order
-        audit._buffer["state_transition"][0]["to_state"] = "SAFE"
+        buffered = audit._buffer["state_transition"]  # rows are buffered as tuples of column values
+        column = audit._specs["state_transition"].columns.index("to_state")
+        buffered[0] = buffered[0][:column] + ("SAFE",) + buffered[0][column + 1 :]
         await audit.flush()
         assert committed == [2] and audit.pending == 0
         repo = OutboxRepo(engine)
