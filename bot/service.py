@@ -36,6 +36,7 @@ from bot.control.ratelimit import CommandRateLimiter
 from bot.control.stager import Stager
 from bot.control.staging import IntentBook
 from bot.control.telegram_bot import TelegramControl
+from bot.control.views import daily_pnl_line, reconciliation_line
 from bot.domain.instrument import FeeModel, Instrument, PositionSemantics
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
@@ -366,8 +367,29 @@ async def _assemble(
         control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
         run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
         report_provider=_report_provider(ops), incidents=ops.incidents,
+        reconciliation=_reconciliation_status(reconciler, clock), pnl_today=_pnl_status(runtime, first.quote),
     )
     return svc
+
+
+def _reconciliation_status(reconciler: Reconciler, clock: Clock) -> Any:
+    def line() -> str | None:
+        res = reconciler.last_result
+        if res is None:
+            return "not run yet"
+        age = (clock.now_ns() - res.apply_ns) / 1e9 if res.apply_ns else None
+        return reconciliation_line(res.ok, res.problems + res.errors, age)
+
+    return line
+
+
+def _pnl_status(runtime: RiskRuntime, quote: str) -> Any:
+    def line() -> str | None:
+        st = runtime.status()
+        pnl = st.get("daily_pnl")
+        return None if pnl is None else daily_pnl_line(pnl, st.get("max_daily_loss"), quote)
+
+    return line
 
 
 def _report_provider(ops: OpsRuntime) -> Any:
@@ -658,6 +680,8 @@ async def build_control_plane(
     report_provider: Any = None,
     job_queue: Any = None,
     incidents: Any = None,
+    reconciliation: Any = None,
+    pnl_today: Any = None,
 ) -> None:
     """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
 
@@ -682,6 +706,7 @@ async def build_control_plane(
         engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
         stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
         version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
+        reconciliation=reconciliation, pnl_today=pnl_today,
     )
     gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
     telegram = TelegramControl(

@@ -297,3 +297,87 @@ async def test_mandate_lets_a_strategy_trade_within_its_bounds(tmp_path: Path) -
 
 async def test_parse_error_type_is_the_malformed_marker() -> None:
     assert issubclass(ParseError, ValueError)
+
+
+async def test_kill_file_blocks_arming_and_shows_on_status(h: Harness, tmp_path: Path) -> None:
+    kill = tmp_path / "KILL"
+    h.plane.kill_file = kill
+    kill.write_text("")
+    assert "the kill file" in ((await h.command("/arm 15m")).plain_text or "") and not h.control.arming.is_armed()
+    assert "kill file present" in ((await h.command("/status")).plain_text or "")
+    kill.unlink()
+    assert "ARMED" in ((await h.command("/arm 15m")).plain_text or "")
+
+
+class FakeIncidents:
+    """The part of ops' IncidentDesk the control plane calls."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, str]] = {}
+        self.open: str | None = None
+
+    async def open_incident(self) -> Any:
+        return self.open
+
+    async def recent(self, limit: int = 5) -> list[Any]:
+        return []
+
+    async def open_manual(self, text: str, by: str) -> Any:
+        self.open = "20260101-1"
+        self.entries[self.open] = {"opened": f"{text} by {by}"}
+        return _Inc(self.open)
+
+    async def annotate(self, incident_id: str, field: str, text: str, by: str) -> Any:
+        if incident_id not in self.entries:
+            raise ValueError(f"no incident {incident_id!r}")
+        self.entries[incident_id][field] = f"{text} ({by})"
+        return _Inc(incident_id)
+
+    def render(self, inc: Any) -> str:
+        key = inc if isinstance(inc, str) else inc.incident_id
+        return f"<b>Incident {key}</b> " + "; ".join(f"{k}: {v}" for k, v in self.entries[key].items()).replace("<", "&lt;")
+
+
+class _Inc:
+    def __init__(self, incident_id: str) -> None:
+        self.incident_id = incident_id
+
+
+async def test_incident_command(h: Harness) -> None:
+    assert "not available in this build" in ((await h.command("/incident")).plain_text or "")
+    desk = FakeIncidents()
+    h.plane.incidents = desk
+    assert (await h.command("/incident")).plain_text == "No incident reports."
+    opened = await h.command("/incident new feed froze at 12:00")
+    assert "Incident 20260101-1" in (opened.plain_text or "") and "feed froze at 12:00 by User1001 (1001)" in (opened.plain_text or "")
+    done = await h.command("/incident 20260101-1 root_cause venue <maintenance>")
+    assert "root_cause: venue <maintenance> (User1001 (1001))" in (done.plain_text or "")
+    assert "no incident 'nope'" in ((await h.command("/incident nope note x")).plain_text or "")
+    assert "usage: /incident" in ((await h.command("/incident 20260101-1 note")).plain_text or "")
+
+
+async def test_fills_and_rejects_raise_alerts(h: Harness) -> None:
+    await h.command("/arm 15m")
+    since = len(h.fake.sent)
+    buy = await h.command("/intent manual buy BTC/USDT 0.01 limit 60010")
+    await h.command(f"/confirm {h.hash_of(buy)[:10]}")
+    maker = await h.command("/intent manual buy BTC/USDT 0.01 limit_maker 60010")  # would cross: the venue rejects it
+    assert "was confirmed and sent, but order" in ((await h.command(f"/confirm {h.hash_of(maker)[:10]}")).plain_text or "")
+    await h.flush()
+    fill, reject = await h.fake.wait_for_sent(lambda r: "Fill" in (r.plain_text or "") or "rejected" in (r.plain_text or ""), count=2, since=since)
+    assert (fill.plain_text or "").startswith("ℹ️ 💱 Fill BUY 0.01 BTC BTC/USDT @ 60,000.02 USDT (fee 0.6000 USDT, taker)")
+    assert "Order rejected" in (reject.plain_text or "") and "would immediately match" in (reject.plain_text or "")
+
+
+async def test_the_venue_guard_refuses_orders_nobody_confirmed(h: Harness) -> None:
+    """A bug that submits an intent directly (bypassing /confirm) is stopped in front of the venue."""
+    from bot.domain.intent import Intent, Side
+
+    intent = Intent(h.engine.next_id(), h.clock.now_ns(), "manual", ASSET, Side.BUY, Decimal("0.01"), limit_price=Decimal("59000"))
+    order = await h.engine.call(lambda: h.engine.submit(intent))
+    assert order is not None and order.status.value == "REJECTED"
+    assert h.venue.placed == [] and h.control.venue.refused[-1].client_order_id == order.client_order_id
+    await h.command("/arm 15m")
+    intent2 = Intent(h.engine.next_id(), h.clock.now_ns(), "manual", ASSET, Side.BUY, Decimal("0.01"), limit_price=Decimal("59000"))
+    order2 = await h.engine.call(lambda: h.engine.submit(intent2))  # armed, but still not confirmed
+    assert order2 is not None and order2.status.value == "REJECTED" and h.venue.placed == []
