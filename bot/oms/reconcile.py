@@ -47,6 +47,7 @@ from bot.oms.orders import OrderManager
 log = logging.getLogger(__name__)
 S = OrderStatus
 T = TypeVar("T")
+_STEADY = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED})
 EngineCall = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -234,9 +235,13 @@ class Reconciler:
 
         # 2. the venue's open orders ------------------------------------------------------------
         policy = self.limits.unknown_orders
+        orders = oms.orders
+        awaiting = oms.awaiting_fills()
         for vo in snap.open_orders:
             coid = vo.client_order_id
-            order = oms.orders.get(coid)
+            order = orders.get(coid)
+            if order is not None and order.status in _STEADY and vo.filled_qty <= order.filled_qty and coid not in awaiting:
+                continue  # the common case: open at both ends, nothing filled that we do not know of
             if order is None:
                 oms.track_venue_order(vo, policy)
                 res.unknown_orders.append(coid)
