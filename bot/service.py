@@ -38,7 +38,7 @@ from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.oms.reconcile import Reconciler, SchedulerSteps
 from bot.ops.incidents import RunInfo
-from bot.ops.runtime import OpsDeps, OpsRuntime, OutboxAlert
+from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.engine import RiskEngine, RiskLimits
 from bot.risk.safety import Check, SafetyController, TradingState
 from bot.store.audit import AuditStore
@@ -221,17 +221,15 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops); alerts go to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., expiry=..., state_extra=...)
-    alerts = OutboxAlert(db, clock)
-    oms.rec.alert = alerts.alert
+    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
+    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
     ops = OpsRuntime(
         OpsDeps(
-            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash),
-            alert=alerts.alert, flush=audit.flush,
-            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe,
+            settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
+            reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
         )
     )
+    oms.rec.alert = ops.alert
     return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, reconciler=reconciler, safety=safety)
 
 

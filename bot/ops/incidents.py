@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain.ports import Clock
 from bot.ops.outbox import TEXT_LIMIT, enqueue
 from bot.ops.scheduler import clock_now
+from bot.risk.safety import Check
 from bot.store.audit import jsonable
 from bot.store.models import (
     SCHEMA_VERSION,
@@ -206,6 +207,8 @@ class IncidentDesk:
         self.requires_root_cause = requires_root_cause
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._open: Incident | None = None  # cached for the synchronous resume check
+        self._loaded = False
 
     # ------------------------------------------------------------------ the SafetyController listener
     def on_state_change(self, old: Any, new: Any, code: Any, reason: str) -> None:
@@ -307,6 +310,7 @@ class IncidentDesk:
                 key = f"incident:{incident_id}:open" if is_new else f"incident:{incident_id}:trigger:{len(inc.triggers)}"
                 await enqueue(conn, now=now, severity="CRITICAL", dedup_key=key, text=text)
             log.warning("incident %s %s: %s", incident_id, "opened" if is_new else "trigger added", trigger["label"])
+            await self.load()
             return inc
 
     async def open_manual(self, text: str, by: str) -> Incident:
@@ -329,6 +333,7 @@ class IncidentDesk:
                 raise IncidentError(f"no incident {incident_id!r}")
             async with self.db.begin() as conn:
                 await self._append(conn, incident_id, "annotate", fld=field, text=text, author=by.strip()[:64])
+            await self.load()
         updated = await self.get(incident_id)
         assert updated is not None
         return updated
@@ -346,6 +351,7 @@ class IncidentDesk:
             now = clock_now(self.clock)
             async with self.db.begin() as conn:
                 await enqueue(conn, now=now, severity="WARNING", dedup_key=f"incident:{inc.incident_id}:close", text=render_html(closed, now=now, tz=self.tz))
+            await self.load()
             return closed
 
     # ------------------------------------------------------------------ reading
@@ -384,18 +390,35 @@ class IncidentDesk:
         out = [await self.get(i) for i in ids]
         return [i for i in out if i is not None]
 
+    async def load(self) -> Incident | None:
+        """Refresh the cached open incident (at start and after every write)."""
+        self._open = await self.open_incident()
+        self._loaded = True
+        return self._open
+
+    def resume_check_item(self) -> Check:
+        """The synchronous resume check for ``SafetyController.add_check`` (from the cached open incident; a
+        draft still being written does not count yet: fail closed)."""
+        if not self._loaded:
+            return Check("incident report", False, "incident reports not loaded yet")
+        ok, detail = self._evaluate(self._open)
+        return Check("incident report", ok, detail)
+
+    def _evaluate(self, inc: Incident | None) -> tuple[bool, str]:
+        if inc is None:
+            return False, "no incident report is open for this halt: open one (/incident new <text>) before resuming"
+        root = inc.latest("root_cause")
+        if self.requires_root_cause and not root:
+            return False, f"incident {inc.incident_id} has no root cause yet: /incident {inc.incident_id} root_cause <text>"
+        return True, f"incident {inc.incident_id} drafted" + (f", root cause: {root[:80]}" if root else "")
+
     async def has_open_incident_report(self) -> bool:
         return await self.open_incident() is not None
 
     async def resume_check(self) -> tuple[bool, str]:
         """For the risk engine's resume checklist: (passed, what is missing or what was found)."""
         await self.drain()
-        inc = await self.open_incident()
-        if inc is None:
-            return False, "no incident report is open for this halt: open one (incident desk open_manual) before resuming"
-        if self.requires_root_cause and not inc.latest("root_cause"):
-            return False, f"incident {inc.incident_id} has no root cause yet: /incident {inc.incident_id} root_cause <text>"
-        return True, f"incident {inc.incident_id} drafted" + (f", root cause: {inc.latest('root_cause')[:80]}" if inc.latest("root_cause") else "")
+        return self._evaluate(await self.open_incident())
 
     def render(self, inc: Incident) -> str:
         return render_html(inc, now=clock_now(self.clock), tz=self.tz)

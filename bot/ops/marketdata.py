@@ -12,6 +12,7 @@ import bisect
 import gzip
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+_TS = re.compile(r'"ts_local_ns"\s*:\s*(\d+)')
 
 
 @dataclass
@@ -116,44 +118,62 @@ class RecordedPrices:
             return None
         lo = start_ns - self.lead_ns
         rows: list[tuple[int, Decimal]] = []
+        lead: list[tuple[int, str]] = []  # the newest raw line before the window, per file
         for f in files:
-            rows.extend(self._read(f, lo, end_ns))
+            rows.extend(self._read(f, lo, start_ns, end_ns, lead))
+        if lead:
+            ts, line = max(lead, key=lambda r: r[0])
+            rows.extend(self._parse(line, lo, end_ns))
         if not rows:
             return None
         rows.sort(key=lambda r: r[0])
-        # keep only the last value before the window plus everything inside it
-        first_inside = bisect.bisect_left([r[0] for r in rows], start_ns)
-        keep = rows[max(0, first_inside - 1):]
         out = PricePath(asset, "recorded")
-        for ts, px in keep:
+        for ts, px in rows:
             out.add(ts, px)
         return out
 
-    def _read(self, path: Path, lo: int, hi: int) -> Iterable[tuple[int, Decimal]]:
+    def _read(self, path: Path, lo: int, start: int, hi: int, lead: list[tuple[int, str]]) -> Iterable[tuple[int, Decimal]]:
+        """Rows inside [start, hi]; of the lines in [lo, start) only the newest is kept (raw, in ``lead``):
+        the opening mark needs nothing else, and most lines are skipped without being parsed."""
+        newest: tuple[int, str] | None = None
         try:
             for line in _open(path):
                 line = line.strip()
                 if not line:
                     continue
-                try:
-                    obj = json.loads(line)
-                    ts = int(obj.get("ts_local_ns", obj.get("ts_ns")))
-                except (ValueError, TypeError, AttributeError):
-                    self.skipped_lines += 1
-                    continue
-                if ts < lo or ts > hi:
-                    continue
-                bid, ask = _dec(obj.get("bid")), _dec(obj.get("ask"))
-                if bid is not None and ask is not None and bid > 0 and ask > 0:
-                    yield ts, (bid + ask) / 2
-                    continue
-                mid = _dec(obj.get("mid", obj.get("last")))
-                if mid is not None and mid > 0:
-                    yield ts, mid
-                else:
-                    self.skipped_lines += 1
+                quick = _TS.search(line)
+                if quick is not None:
+                    ts = int(quick[1])
+                    if ts < lo or ts > hi:
+                        continue
+                    if ts < start:
+                        if newest is None or ts >= newest[0]:
+                            newest = (ts, line)
+                        continue
+                yield from self._parse(line, start, hi)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a file cut short by a crash: keep what was read
             log.warning("market data file %s is damaged (%s); using the part that reads", path, exc)
+        if newest is not None:
+            lead.append(newest)
+
+    def _parse(self, line: str, lo: int, hi: int) -> Iterable[tuple[int, Decimal]]:
+        try:
+            obj = json.loads(line)
+            ts = int(obj.get("ts_local_ns", obj.get("ts_ns")))
+        except (ValueError, TypeError, AttributeError):
+            self.skipped_lines += 1
+            return
+        if ts < lo or ts > hi:
+            return
+        bid, ask = _dec(obj.get("bid")), _dec(obj.get("ask"))
+        if bid is not None and ask is not None and bid > 0 and ask > 0:
+            yield ts, (bid + ask) / 2
+            return
+        mid = _dec(obj.get("mid", obj.get("last")))
+        if mid is not None and mid > 0:
+            yield ts, mid
+        else:
+            self.skipped_lines += 1
 
 
 def fill_price_path(asset: str, fills: Iterable[tuple[int, Decimal]]) -> PricePath:

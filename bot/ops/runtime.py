@@ -9,6 +9,7 @@ reconciler -> no reconciliation job; no Telegram -> no outbox delivery job, and 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.domain.ports import Clock
+from bot.engine.clock import WallClock
 from bot.ops.daily import DailySummaryJob
 from bot.ops.incidents import IncidentDesk, RunInfo
 from bot.ops.marketdata import PriceSource, RecordedPrices
@@ -37,13 +39,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class OpsDeps:
+    """``clock`` is the engine's (event time in a fast-forward DRY_RUN or REPLAY: incident timestamps match
+    the audit rows); ``wall_clock`` (default: the wall clock) times the schedule: the daily summary, snapshots,
+    retention and /report follow the operator's clock, like APScheduler itself."""
+
     settings: Settings
     clock: Clock
     db: AsyncEngine
     engine: Any  # bot.engine.loop.Engine
     run: RunInfo
-    alert: Alert
     flush: Callable[[], Awaitable[None]]
+    alert: Alert | None = None  # Notifier.alert; None = OutboxAlert (writes the outbox directly, and logs)
     reconciler: Reconciler | None = None
     venue: Any = None
     on_safe: OnSafe | None = None
@@ -51,7 +57,10 @@ class OpsDeps:
     expiry: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # name -> fn run inside the engine loop
     state_extra: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # e.g. trading_state, arming
     prices: PriceSource | None = None
+    safety: Any = None  # bot.risk.safety.SafetyController: incidents follow it, its state goes into snapshots
+    arming: Any = None  # bot.control.arming.Arming: its expiry is checked on schedule, its state snapshotted
     engine_call_timeout_s: float = 10.0
+    wall_clock: Clock | None = None
 
 
 class Reports:
@@ -95,7 +104,7 @@ class OutboxAlert:
         log.log(level, "alert [%s] %s", key, text)
         now = clock_now(self.clock)
         try:
-            task = asyncio.get_running_loop().create_task(self._write(severity, f"{key}@{now:%Y%m%dT%H%M}", text[:4000], now))
+            task = asyncio.get_running_loop().create_task(self._write(severity, f"{key}@{now:%Y%m%dT%H%M}", html.escape(text[:4000], quote=False), now))
         except RuntimeError:
             return  # no loop (shutting down): the log line above is all we can do
         self._tasks.add(task)
@@ -118,16 +127,20 @@ class OpsRuntime:
         self.deps = deps
         s = deps.settings
         o = s.ops
+        wall = deps.wall_clock if deps.wall_clock is not None else WallClock()
+        self.wall_clock = wall
+        self.outbox_alert = OutboxAlert(deps.db, wall) if deps.alert is None else None
+        self.alert: Alert = deps.alert if deps.alert is not None else self.outbox_alert.alert  # type: ignore[union-attr]
         self.tz = ZoneInfo(o.timezone)
         self.prices = deps.prices if deps.prices is not None else RecordedPrices(s.market.record_dir)
-        self.scheduler = OpsScheduler(clock=deps.clock, alert=deps.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
+        self.scheduler = OpsScheduler(clock=wall, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
         self.snapshots = SnapshotStore(
-            o.snapshot_dir, keep=o.snapshot_keep, clock=deps.clock, run_id=deps.run.run_id, mode=deps.run.mode,
+            o.snapshot_dir, keep=o.snapshot_keep, clock=wall, run_id=deps.run.run_id, mode=deps.run.mode,
             version_hash=deps.run.version_hash, config_hash=deps.run.config_hash, db=deps.db,
         )
-        self.reports = Reports(deps.db, s, deps.clock, self.prices, deps.flush)
+        self.reports = Reports(deps.db, s, wall, self.prices, deps.flush)
         self.daily = DailySummaryJob(
-            db=deps.db, trigger=self.reports.trigger, clock=deps.clock, build=self._build_scheduled, alert=deps.alert, grace_s=o.misfire_grace_s, before=deps.flush,
+            db=deps.db, trigger=self.reports.trigger, clock=wall, build=self._build_scheduled, alert=self.alert, grace_s=o.misfire_grace_s, before=deps.flush,
         )
         self.incidents = IncidentDesk(
             deps.db, clock=deps.clock, run=deps.run, tz=self.tz, state_provider=self._state, flush=deps.flush,
@@ -135,7 +148,20 @@ class OpsRuntime:
         )
         self.reconcile: ReconcileJob | None = None
         self.restored: Snapshot | None = None
+        self.expiry: dict[str, Callable[[], Any]] = {}
+        self.state_extra: dict[str, Callable[[], Any]] = dict(deps.state_extra)
+        if deps.safety is not None:
+            safety = deps.safety
+            safety.add_listener(self.incidents.on_state_change)  # SAFE / HALTED draft an incident report
+            safety.add_check(self.incidents.resume_check_item)  # spec 16.1: resume needs an incident report
+            self.state_extra.setdefault(
+                "trading_state", lambda: {"state": str(safety.state), "code": str(safety.code) if safety.code else None, "reason": safety.reason, "since_ns": safety.since_ns}
+            )
         self._register()
+        for name, fn in deps.expiry.items():
+            self.add_expiry(name, fn)
+        if deps.arming is not None:
+            self.attach_arming(deps.arming)
 
     # ------------------------------------------------------------------ jobs
     def _register(self) -> None:
@@ -153,8 +179,17 @@ class OpsRuntime:
         if d.deliver_outbox is not None:
             sch.every("outbox", "alert delivery", d.deliver_outbox, s.ops.outbox_interval_s)
         sch.add("retention", "market data retention", self.retention, DailyAt(s.ops.retention_time, self.tz), grace_s=86_400)
-        if d.expiry:
-            sch.every("expiry", "expiry of staged intents and arming", self._expire, s.ops.expiry_interval_s)
+
+    def add_expiry(self, name: str, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` inside the engine loop every ``ops.expiry_interval_s`` (staged intents, arming...)."""
+        self.expiry[name] = fn
+        if "expiry" not in self.scheduler.runners:
+            self.scheduler.every("expiry", "expiry of staged intents and arming", self._expire, self.deps.settings.ops.expiry_interval_s)
+
+    def attach_arming(self, arming: Any) -> None:
+        """``Arming``: its expiry is checked on schedule and its state goes into every snapshot."""
+        self.add_expiry("arming", arming.check_expiry)
+        self.state_extra.setdefault("arming", lambda: {"armed": arming.expires_ns is not None, "expires_ns": arming.expires_ns, "armed_by": arming.armed_by})
 
     async def in_engine(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` inside the engine loop, bounded (a dead engine must not hang a job forever)."""
@@ -165,7 +200,7 @@ class OpsRuntime:
 
     async def _expire(self) -> None:
         failures: list[str] = []
-        for name, fn in self.deps.expiry.items():
+        for name, fn in self.expiry.items():
             try:
                 await self.in_engine(fn)
             except Exception as exc:
@@ -174,7 +209,7 @@ class OpsRuntime:
             raise RuntimeError("; ".join(failures))
 
     def _state(self) -> dict[str, Any]:
-        return engine_state(self.deps.engine, self.deps.state_extra)
+        return engine_state(self.deps.engine, self.state_extra)
 
     async def snapshot_now(self) -> Snapshot:
         state = await self.in_engine(self._state)
@@ -190,7 +225,7 @@ class OpsRuntime:
 
     async def retention(self) -> None:
         s = self.deps.settings
-        today = clock_now(self.deps.clock).astimezone(UTC).date()
+        today = clock_now(self.wall_clock).astimezone(UTC).date()
         await asyncio.to_thread(prune_market_data, Path(s.market.record_dir), keep_days=s.market.retention_days, today=today)
 
     async def _build_scheduled(self, day: date) -> Summary:
@@ -198,6 +233,7 @@ class OpsRuntime:
         return await build_daily_summary(
             self.deps.db, day, self.tz, at=o.daily_summary_time, prices=self.prices, configured_mode=s.mode.value,
             outliers=o.summary_outliers, bucket_min=o.regime_bucket_min, trend_er=o.regime_trend_er, high_vol_mult=o.regime_high_vol_mult,
+            save_checkpoint=True,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,6 +246,7 @@ class OpsRuntime:
                 self.restored.path.name, self.restored.run_id[:8],
                 {a: p.get("qty") for a, p in (st.get("positions") or {}).items()} or "flat", len(st.get("open_orders") or []),
             )
+        await self.incidents.load()
         self.scheduler.start()
         if self.deps.settings.ops.daily_summary_enabled:
             try:
@@ -220,3 +257,5 @@ class OpsRuntime:
     async def stop(self, timeout_s: float) -> None:
         await self.scheduler.stop(timeout_s)
         await self.incidents.drain()
+        if self.outbox_alert is not None:
+            await self.outbox_alert.drain()

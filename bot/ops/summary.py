@@ -13,7 +13,7 @@ import html
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -24,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.ops.chart import render_chart
 from bot.ops.daymetrics import BookStart, DayMetrics, FillRec, compute
 from bot.ops.marketdata import PricePath, PriceSource, fill_price_path
+from bot.ops.outbox import kv_get, kv_put
 from bot.ops.triggers import DailyAt
 from bot.store.models import FillRow, IntentRow, OrderRow, RiskVerdictRow, Run, StateTransitionRow
 
 NS = 1_000_000_000
+CHECKPOINT_NS = "ops-ledger"  # state_kv namespace: positions per book at report-day ends
 HALT_STATES = ("SAFE", "HALTED")
 _CHUNK = 500
 
@@ -67,24 +69,77 @@ def _side(value: str) -> int:
     return 1 if value.upper() == "BUY" else -1
 
 
+def _book(run_id: str, mode: str, asset: str) -> str:
+    """LIVE: the venue account (carries across runs); otherwise each run's own simulated account."""
+    return f"LIVE:{asset}" if mode == "LIVE" else f"{run_id}:{asset}"
+
+
+@dataclass
+class Ledger:
+    """Positions per book from every fill before an instant; checkpointed at report-day ends (state_kv) so a
+    summary reads only the new fills, not the whole history. ``max_fill_id`` marks which rows it includes: a
+    fill row written later with an older timestamp (e.g. found by reconciliation) is still picked up."""
+
+    qty: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    last_price: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+    max_fill_id: int = 0
+
+    def add(self, fill_id: int, book: str, asset: str, side: str, qty: Decimal) -> None:
+        key = (book, asset)
+        self.qty[key] = self.qty.get(key, Decimal(0)) + _side(side) * qty
+        self.max_fill_id = max(self.max_fill_id, fill_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_fill_id": self.max_fill_id,
+            "books": [[b, a, format(q, "f")] for (b, a), q in sorted(self.qty.items()) if q != 0],
+            "last_price": {a: [t, format(p, "f")] for a, (t, p) in sorted(self.last_price.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
+        return cls(
+            qty={(b, a): Decimal(q) for b, a, q in data.get("books", [])},
+            last_price={a: (int(t), Decimal(p)) for a, (t, p) in data.get("last_price", {}).items()},
+            max_fill_id=int(data.get("max_fill_id", 0)),
+        )
+
+
+async def _ledger_at(conn: Any, start: datetime) -> Ledger:
+    checkpoint = await kv_get(conn, CHECKPOINT_NS, start.isoformat())
+    ledger = Ledger.from_json(checkpoint) if checkpoint else Ledger()
+    query = select(FillRow.id, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty).where(FillRow.ts < start)
+    if checkpoint:
+        query = query.where(FillRow.id > ledger.max_fill_id)
+    late = False
+    for r in (await conn.execute(query)).all():
+        ledger.add(r.id, _book(r.run_id, r.mode, r.asset), r.asset, r.side, r.qty)
+        late = True
+    if late or not checkpoint:
+        for asset in {a for _, a in ledger.qty}:
+            row = (
+                await conn.execute(
+                    select(FillRow.ts, FillRow.price).where(FillRow.asset == asset, FillRow.ts < start).order_by(FillRow.ts.desc(), FillRow.id.desc()).limit(1)
+                )
+            ).first()
+            if row is not None:
+                ledger.last_price[asset] = (_ns(row.ts), row.price)
+    return ledger
+
+
 async def _load(
     db: AsyncEngine, start: datetime, end: datetime
-) -> tuple[list[Any], list[Any], list[Any], dict[str, Any], _Audit]:
+) -> tuple[list[Any], Ledger, list[Any], dict[str, Any], _Audit]:
     async with db.connect() as conn:
         window_fills = (
             await conn.execute(
                 select(
-                    FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
+                    FillRow.id, FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
                     FillRow.price, FillRow.fee_quote, FillRow.is_maker, FillRow.client_order_id,
                 ).where(FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id)
             )
         ).all()
-        prior_fills = (
-            await conn.execute(
-                select(FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty, FillRow.price)
-                .where(FillRow.ts < start).order_by(FillRow.ts, FillRow.id)
-            )
-        ).all()
+        ledger = await _ledger_at(conn, start)
         runs = (await conn.execute(select(Run.run_id, Run.run_kind, Run.ts, Run.mode).where(Run.ts < end))).all()
         coids = sorted({f.client_order_id for f in window_fills})
         orders: dict[str, Any] = {}
@@ -123,27 +178,21 @@ async def _load(
         block_reasons=Counter((b.code or "UNSPECIFIED", (b.reason or "").strip()[:80]) for b in blocked),
         halts=[(h.ts, h.to_state, h.code or "", h.reason or "") for h in halts],
     )
-    return window_fills, prior_fills, runs, orders, audit
+    return window_fills, ledger, runs, orders, audit
 
 
-def _books(prior: Sequence[Any], runs: Sequence[Any], start: datetime) -> tuple[list[BookStart], dict[str, tuple[int, Decimal]], dict[str, int]]:
+def _books(ledger: Ledger, runs: Sequence[Any], start: datetime) -> list[BookStart]:
     stops = {r.run_id: _ns(r.ts) for r in runs if r.run_kind == "stop"}
-    qty: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    last_price: dict[str, tuple[int, Decimal]] = {}
-    for f in prior:
-        book = f"LIVE:{f.asset}" if f.mode == "LIVE" else f"{f.run_id}:{f.asset}"
-        qty[(book, f.asset)] += _side(f.side) * f.qty
-        last_price[f.asset] = (_ns(f.ts), f.price)
     start_ns = _ns(start)
     books: list[BookStart] = []
-    for (book, asset), q in qty.items():
+    for (book, asset), q in sorted(ledger.qty.items()):
         run_id = book.split(":", 1)[0]
         stop = None if book.startswith("LIVE:") else stops.get(run_id)
         if stop is not None and stop <= start_ns:
             continue  # a simulated account that ended before the day: nothing of it is exposed any more
         if q != 0:
             books.append(BookStart(book, asset, q, stop))
-    return books, last_price, stops
+    return books
 
 
 def _fmt(x: Decimal | None, places: str = "0.01", sign: bool = False) -> str:
@@ -245,8 +294,11 @@ async def build_daily_summary(
     bucket_min: int = 60,
     trend_er: float = 0.5,
     high_vol_mult: float = 2.0,
+    save_checkpoint: bool = False,
 ) -> Summary:
-    """The summary of report day ``day`` (it ends at ``at`` local time in ``tz``; see ``DailyAt``)."""
+    """The summary of report day ``day`` (it ends at ``at`` local time in ``tz``; see ``DailyAt``).
+    ``save_checkpoint`` (the scheduled job) stores the positions at the day's end, so the next day's
+    summary reads only that day's fills; only a complete day is checkpointed."""
     trigger = DailyAt(at, tz)
     start, end = trigger.window(day)
     partial_until = None
@@ -254,20 +306,31 @@ async def build_daily_summary(
         if now <= start:
             raise ValueError(f"report day {day.isoformat()} has not started yet (it starts {start.astimezone(tz):%Y-%m-%d %H:%M %Z})")
         end, partial_until = now, now
-    window_fills, prior, runs, orders, audit = await _load(db, start, end)
-    return await asyncio.to_thread(
-        _assemble, day, start, end, tz, partial_until, window_fills, prior, runs, orders, audit, prices,
+    window_fills, ledger, runs, orders, audit = await _load(db, start, end)
+    summary = await asyncio.to_thread(
+        _assemble, day, start, end, tz, partial_until, window_fills, ledger, runs, orders, audit, prices,
         configured_mode, outliers, bucket_min, trend_er, high_vol_mult,
     )
+    if save_checkpoint and partial_until is None:
+        closing = Ledger(dict(ledger.qty), dict(ledger.last_price), ledger.max_fill_id)
+        for f in window_fills:
+            closing.add(f.id, _book(f.run_id, f.mode, f.asset), f.asset, f.side, f.qty)
+            closing.last_price[f.asset] = (_ns(f.ts), f.price)
+        stopped = {r.run_id for r in runs if r.run_kind == "stop"}
+        closing.qty = {(b, a): q for (b, a), q in closing.qty.items() if b.startswith("LIVE:") or b.split(":", 1)[0] not in stopped}
+        async with db.begin() as conn:
+            await kv_put(conn, CHECKPOINT_NS, end.isoformat(), closing.to_json(), end)
+    return summary
 
 
 def _assemble(
-    day: date, start: datetime, end: datetime, tz: tzinfo, partial_until: datetime | None, window_fills: Sequence[Any], prior: Sequence[Any],
+    day: date, start: datetime, end: datetime, tz: tzinfo, partial_until: datetime | None, window_fills: Sequence[Any], ledger: Ledger,
     runs: Sequence[Any], orders: dict[str, Any], audit: _Audit, prices: PriceSource | None, configured_mode: str,
     outliers: int, bucket_min: int, trend_er: float, high_vol_mult: float,
 ) -> Summary:
     start_ns, end_ns = _ns(start), _ns(end)
-    books, last_prior_price, _ = _books(prior, runs, start)
+    books = _books(ledger, runs, start)
+    last_prior_price = ledger.last_price
     assets = sorted({f.asset for f in window_fills} | {b.asset for b in books})
     paths: dict[str, PricePath] = {}
     sources: dict[str, str] = {}
@@ -290,7 +353,7 @@ def _assemble(
             ref, kind = order.limit_price, "limit price"
         recs.append(
             FillRec(
-                fill_id=f.fill_id, ts_ns=_ns(f.ts), book=f"LIVE:{f.asset}" if f.mode == "LIVE" else f"{f.run_id}:{f.asset}",
+                fill_id=f.fill_id, ts_ns=_ns(f.ts), book=_book(f.run_id, f.mode, f.asset),
                 asset=f.asset, side=_side(f.side), qty=f.qty, price=f.price, fee=f.fee_quote, is_maker=bool(f.is_maker),
                 reference=ref, reference_kind=kind,
             )

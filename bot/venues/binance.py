@@ -19,7 +19,6 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from bot.config import Settings
@@ -29,6 +28,7 @@ from bot.domain.market import Book
 from bot.domain.ports import Clock
 from bot.domain.streams import SequenceGap, StreamStatus
 from bot.domain.venue import Balance, VenueError
+from bot.oms.feed import FeedHealth
 from bot.venues.binance_dialect import BinanceDialect, endpoints, make_exchange_factory
 from bot.venues.binance_feed import BinanceMarketFeed
 from bot.venues.binance_user_stream import BinanceUserStream
@@ -180,8 +180,8 @@ def build_binance(
     on_status: StatusFn | None = None,
     on_gap: GapFn | None = None,
     on_safe: SafeFn | None = None,
-    on_position: Callable[[str, Decimal, int], None] | None = None,
     on_balances: Callable[[Mapping[str, Balance]], None] | None = None,
+    feed_health: FeedHealth | None = None,
     on_book: Callable[[Book], None] | None = None,
     exchange_factory: ExchangeFactory | None = None,
     rng: random.Random | None = None,
@@ -270,7 +270,7 @@ def build_binance(
         on_status=status,
         on_gap=on_gap,
         on_balances=on_balances,
-        on_position=on_position,
+        feed_health=feed_health,
         rng=rng,
         sleep=sleep,
     )

@@ -5,7 +5,10 @@
 - ``executionReport`` -> ``ExecutionReport`` to the venue's report sink (NEW -> ACCEPTED, TRADE -> a fill
   with the venue's trade id, CANCELED with the *original* client id from ``C``, REJECTED, EXPIRED).
   Duplicated events are dropped (each trade id once, through the venue's fill ledger).
-- ``outboundAccountPosition`` -> balances and spot positions (base asset free + locked) for the callbacks.
+- ``outboundAccountPosition`` -> ``PositionUpdate`` (spot: base asset free + locked) through the report sink
+  (the OMS cleans a dirty position with it), and the balances to ``on_balances``.
+- Stream health for the OMS (``bot.oms.feed.FeedHealth``): ``connected()`` / ``disconnected(reason)`` on
+  every change, ``alive()`` on every message and every heartbeat pong; and ``StreamStatus`` to ``on_status``.
 - Missed fills: Binance spot has no contiguous fill sequence, so a fill the stream skipped is detected by
   the order's cumulative quantity (``z`` minus this fill's ``l`` is more than we were given) and recovered
   by an immediate REST poll of trades since the last id; the same poll runs after every reconnect (the fills
@@ -21,7 +24,6 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from bot.domain.errors import ErrorCode
@@ -31,7 +33,8 @@ from bot.domain.money import ZERO
 from bot.domain.order import OrderStatus
 from bot.domain.ports import Clock
 from bot.domain.streams import SequenceGap, StreamStatus
-from bot.domain.venue import Balance, ExecutionReport, VenueError
+from bot.domain.venue import Balance, ExecutionReport, PositionUpdate, VenueError
+from bot.oms.feed import FeedHealth
 from bot.venues.ccxt_venue import CcxtVenue
 from bot.venues.instruments import optional_decimal
 from bot.venues.retry import Backoff
@@ -43,7 +46,6 @@ MS = 1_000_000
 StatusFn = Callable[[StreamStatus], None]
 GapFn = Callable[[SequenceGap], None]
 BalancesFn = Callable[[Mapping[str, Balance]], None]
-PositionFn = Callable[[str, Decimal, int], None]
 
 
 class BinanceUserStream:
@@ -62,7 +64,7 @@ class BinanceUserStream:
         on_status: StatusFn | None = None,
         on_gap: GapFn | None = None,
         on_balances: BalancesFn | None = None,
-        on_position: PositionFn | None = None,
+        feed_health: FeedHealth | None = None,
         rng: random.Random | None = None,
         sleep: Sleep | None = None,
     ) -> None:
@@ -75,7 +77,7 @@ class BinanceUserStream:
         self._on_status = on_status
         self._on_gap = on_gap
         self._on_balances = on_balances
-        self._on_position = on_position
+        self.feed_health = feed_health
         self.listen_key: str | None = None
         self.healthy: bool | None = None
         self._primed = False
@@ -98,6 +100,7 @@ class BinanceUserStream:
             ping_timeout_s=ping_timeout_s,
             rng=rng,
             sleep=sleep,
+            on_alive=feed_health.alive if feed_health is not None else None,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -157,6 +160,11 @@ class BinanceUserStream:
             self._on_status(status)
 
     async def _on_state(self, connected: bool, reason: str) -> None:
+        if self.feed_health is not None:
+            if connected:
+                self.feed_health.connected()
+            else:
+                self.feed_health.disconnected(reason)
         if connected:
             self._status(True, reason)
             self._spawn(self.poll_all("reconnect", anomaly=False))  # the fills of the outage, if any
@@ -320,9 +328,9 @@ class BinanceUserStream:
             balances[ccy] = Balance(ccy, optional_decimal(row.get("f"), field="f") or ZERO, optional_decimal(row.get("l"), field="l") or ZERO)
         if self._on_balances is not None and balances:
             self._on_balances(balances)
-        if self._on_position is not None:
-            ts = int(d.get("u") or d.get("E") or 0) * MS
-            for asset, inst in self.venue.instruments.items():
-                bal = balances.get(inst.base)
-                if bal is not None:
-                    self._on_position(asset, bal.total, ts)
+        ts = int(d.get("u") or d.get("E") or 0) * MS
+        local = self._clock.now_ns()
+        for asset, inst in self.venue.instruments.items():
+            bal = balances.get(inst.base)
+            if bal is not None:
+                self.venue.deliver_position(PositionUpdate(self.venue.name, asset, bal.total, ts, local))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import decimal
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -59,7 +60,10 @@ class CcxtCall:
         _response.set(None)
         start = self._clock.monotonic_ns()
         try:
-            return await fn(*args, **kwargs)
+            # ccxt's decimal_to_precision mutates the current decimal context in place (rounding HALF_UP,
+            # Underflow trapped): give every call its own context so our arithmetic never changes under us.
+            with decimal.localcontext():
+                return await fn(*args, **kwargs)
         except VenueError:
             raise
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):

@@ -29,7 +29,7 @@ from bot.domain.money import ZERO, fmt
 from bot.domain.order import OrderStatus
 from bot.domain.ports import Clock, ReportSink
 from bot.domain.streams import SequenceGap
-from bot.domain.venue import Balance, ExecutionReport, OrderRequest, VenueError, VenueOrder
+from bot.domain.venue import Balance, ExecutionReport, OrderRequest, PositionUpdate, VenueError, VenueOrder
 from bot.venues.ccxt_client import ReadClient, TradeClient
 from bot.venues.clock_sync import ClockSync
 from bot.venues.fills import FillLedger, fee_in_quote
@@ -239,6 +239,11 @@ class CcxtVenue:
         """Submit once. VenueError(UNKNOWN_ORDER_STATUS / VENUE_UNAVAILABLE): the order may exist, look it up."""
         self._check_order_gate()
         inst, qty, price = self.prepare(request)
+        if qty != request.qty or price != request.limit_price:
+            # the OMS rounds with these same instruments: a change here means the two disagree
+            self.metrics.events["rounded_at_adapter"] += 1
+            log.warning("%s: %s rounded to the market grid before sending: qty %s -> %s, price %s -> %s",
+                        self.name, request.client_order_id, request.qty, qty, request.limit_price, price)
         order_type, params = self.dialect.order_params(request)
         trade = await self._trade_client()
         start = self.clock.monotonic_ns()
@@ -257,8 +262,10 @@ class CcxtVenue:
         report = self._report_from_order(request.asset, result, request.client_order_id, latency_ns=latency)
         if report.venue_order_id:
             self.ledger.remember_order(request.asset, report.venue_order_id, request.client_order_id)
+        cum = ZERO
         for raw in self.dialect.response_fills(result):
-            fill_report = await self._fill_from_response(inst, request, report, raw)
+            cum += self.dialect.decimal(raw.get("qty"), "fill.qty")
+            fill_report = await self._fill_from_response(inst, request, report, raw, cum)
             if fill_report is not None:
                 self._deliver(fill_report)
         return report
@@ -379,7 +386,9 @@ class CcxtVenue:
     async def fetch_fills(self, asset: str, since_fill_id: str | None = None) -> Sequence[Fill]:
         """Trades after ``since_fill_id`` (all recent ones when None), oldest first, as Fills."""
         inst = self._instrument(asset)
-        last = int(since_fill_id) if since_fill_id is not None else None
+        last = int(since_fill_id) if since_fill_id is not None and since_fill_id.isdigit() else None
+        if since_fill_id is not None and last is None:
+            log.warning("%s: fill id %r is not a venue trade id: fetching recent trades instead", self.name, since_fill_id)
         trades = await self.read.fetch_my_trades(inst.symbol, self.dialect.trades_since_params(last), limit=1000)
         fills: list[Fill] = []
         for trade in sorted(trades, key=lambda t: int(t["id"])):
@@ -429,10 +438,14 @@ class CcxtVenue:
         return delivered
 
     # ------------------------------------------------------------------ mapping
-    def _deliver(self, report: ExecutionReport) -> None:
+    def _deliver(self, report: ExecutionReport | PositionUpdate) -> None:
         if self._sink is None:
             raise RuntimeError(f"{self.name}: no report sink set (set_report_sink before connect)")
         self._sink(report)
+
+    def deliver_position(self, update: PositionUpdate) -> None:
+        """The venue's own position (spot: base balance) from its stream, through the report sink."""
+        self._deliver(update)
 
     def deliver_stream_report(self, asset: str, report: ExecutionReport) -> bool:
         """For the user-data stream: deliver unless its fill was already delivered. True if delivered."""
@@ -543,7 +556,9 @@ class CcxtVenue:
             return ZERO
         return value
 
-    async def _fill_from_response(self, inst: Instrument, request: OrderRequest, ack: ExecutionReport, raw: Mapping[str, Any]) -> ExecutionReport | None:
+    async def _fill_from_response(
+        self, inst: Instrument, request: OrderRequest, ack: ExecutionReport, raw: Mapping[str, Any], cum: Decimal
+    ) -> ExecutionReport | None:
         trade_id = str(raw.get("tradeId"))
         if not self.ledger.first_time(request.asset, trade_id):
             return None
@@ -576,7 +591,7 @@ class CcxtVenue:
             ts_ns=ack.ts_ns,
             local_ts_ns=self.clock.now_ns(),
             fill=fill,
-            cum_filled_qty=ack.cum_filled_qty,
+            cum_filled_qty=cum,
             seq=int(trade_id) if trade_id.isdigit() else None,
             latency_ns=ack.latency_ns,
         )

@@ -1,8 +1,9 @@
 """A WebSocket connection that stays up: reconnect with backoff and jitter, ping/pong heartbeat.
 
-``websockets`` sends a ping every ``ping_interval`` and closes the connection when no pong comes back within
-``ping_timeout`` (a half-open TCP connection is detected that way); the venue's own pings are answered
-automatically. Every loss of the connection is reported (``on_state(False, reason)``) *before* the
+The heartbeat is ours (``websockets``' own keepalive is off): a ping every ``ping_interval``; each pong and
+each message calls ``on_alive`` (the OMS's stream-health clock); no pong within ``ping_timeout`` and the
+connection is dropped at once (a half-open TCP connection is detected that way). The venue's own pings are
+answered automatically. Every loss of the connection is reported (``on_state(False, reason)``) *before* the
 reconnect delay, so cancel-on-disconnect and feed gating act at once; the delay grows exponentially with
 full jitter and resets once a connection has stayed up for ``stable_after_s``.
 """
@@ -46,8 +47,12 @@ class ReconnectingWebSocket:
         stable_after_s: float = 30.0,
         rng: random.Random | None = None,
         sleep: Sleep | None = None,
+        on_alive: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_alive = on_alive or (lambda: None)
+        self._heartbeat_failure: str | None = None
+        self.pongs = 0
         self._url = url
         self._on_message = on_message
         self._on_state = on_state
@@ -93,29 +98,35 @@ class ReconnectingWebSocket:
                 proxy = None if urlsplit(url).hostname in _LOOPBACK else True
                 async with connect(
                     url,
-                    ping_interval=self._ping_interval,
-                    ping_timeout=self._ping_timeout,
+                    ping_interval=None,  # our heartbeat below
                     open_timeout=self._open_timeout,
                     close_timeout=min(2.0, self._ping_timeout),
                     max_size=2**22,
                     proxy=proxy,
                 ) as ws:
                     self._ws = ws
+                    self._heartbeat_failure = None
                     started = self._clock.monotonic_ns()
                     self.connections += 1
                     self.connected.set()
-                    await self._on_state(True, "connected")
-                    if self._stop.is_set():
-                        break
-                    async for message in ws:
-                        try:
-                            await self._on_message(message)
-                        except Exception:
-                            self.message_errors += 1
-                            log.exception("%s: a message could not be handled (dropped)", self.name)
-                    reason = f"closed by the venue (code {ws.close_code} {ws.close_reason or ''})".strip()
+                    heartbeat = asyncio.create_task(self._heartbeat(ws), name=f"{self.name} heartbeat")
+                    try:
+                        await self._on_state(True, "connected")
+                        if self._stop.is_set():
+                            break
+                        async for message in ws:
+                            self._on_alive()
+                            try:
+                                await self._on_message(message)
+                            except Exception:
+                                self.message_errors += 1
+                                log.exception("%s: a message could not be handled (dropped)", self.name)
+                        reason = f"closed by the venue (code {ws.close_code} {ws.close_reason or ''})".strip()
+                    finally:
+                        heartbeat.cancel()
+                        await asyncio.gather(heartbeat, return_exceptions=True)
             except ConnectionClosed as exc:
-                reason = f"connection lost ({exc})"
+                reason = self._heartbeat_failure or f"connection lost ({exc})"
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 reason = f"cannot connect ({type(exc).__name__}: {exc})"
             except asyncio.CancelledError:
@@ -137,6 +148,24 @@ class ReconnectingWebSocket:
             attempt += 1
             self.delays.append(delay)
             await self._sleep(delay)
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        """Ping every interval; a pong is a sign of life; none within the timeout drops the connection."""
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            try:
+                pong = await ws.ping()
+                async with asyncio.timeout(self._ping_timeout):
+                    await pong
+            except TimeoutError:
+                self._heartbeat_failure = f"heartbeat: no pong within {self._ping_timeout:g} s (keepalive ping timeout)"
+                log.warning("%s: %s: dropping the connection", self.name, self._heartbeat_failure)
+                ws.transport.abort()  # no closing handshake with a peer that does not answer
+                return
+            except ConnectionClosed:
+                return
+            self.pongs += 1
+            self._on_alive()
 
     async def reconnect(self, reason: str) -> None:
         """Drop the current connection (e.g. the listen key expired); ``run`` reconnects."""

@@ -50,3 +50,88 @@ async def test_service_wires_the_scheduler_and_writes_a_final_snapshot(db: DB, t
         await engine.dispose()
     assert [(r.run_id, r.sha256) for r in rows] == [(svc.run_id, snap.sha256)]
     assert outbox == []  # nothing failed, nothing to tell
+
+
+async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_service(db: DB, tmp_path: Path) -> None:
+    """Spec 16 disaster drill, the ops side: kill -> incident drafted and pushed -> resume refused until the
+    operator enters a root cause -> resume closes the incident; arming expires on the scheduled job; the
+    snapshot carries trading state and arming."""
+    from bot.control.arming import Arming
+    from bot.risk.safety import TradingState
+
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(
+        db.store_toml()
+        + CONFIG.replace("max_ticks = 2000", "max_ticks = 0").replace("interval_ms = 0", "interval_ms = 20")
+        + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n'
+    )
+    engine = db.engine()
+    await migrate.upgrade(engine)
+    svc = await service.build(load_settings(cfg, env={}))
+    safety, ops = svc.safety, svc.ops
+    assert safety is not None and ops is not None  # the service wires the incident desk to its SafetyController
+    arming = Arming(svc.clock, svc.audit, max_ttl_s=3600)
+    ops.attach_arming(arming)  # what the control plane's wiring does
+    assert "expiry" in ops.scheduler.runners
+    import asyncio
+
+    runner = asyncio.create_task(service.run(svc, install_signals=False))
+    try:
+        await asyncio.wait_for(svc.engine.call(lambda: None), 10)  # the engine loop is running
+        assert ops.scheduler.running
+        await svc.engine.call(lambda: safety.kill("drill: operator /kill"))
+        await ops.incidents.drain()
+        inc = await ops.incidents.open_incident()
+        assert inc is not None and inc.triggers[0]["label"] == "kill switch"
+        ok, checks = await svc.engine.call(lambda: safety.resume("alice"))
+        assert not ok and safety.state is TradingState.SAFE
+        [check] = [c for c in checks if c.name == "incident report"]
+        assert not check.ok and "no root cause" in check.detail
+        await ops.incidents.annotate(inc.incident_id, "root_cause", "drill", by="alice")
+        ok, _ = await svc.engine.call(lambda: safety.resume("alice"))
+        assert ok and safety.state is TradingState.ACTIVE
+        await ops.incidents.drain()
+        assert not await ops.incidents.has_open_incident_report()
+
+        await svc.engine.call(lambda: arming.arm(60, "alice"))
+        arming.expires_ns = svc.clock.now_ns()  # the window has run out
+        await ops.scheduler.run_now("expiry")
+        assert arming.expires_ns is None
+        snap = await ops.snapshot_now()
+        assert snap.state["trading_state"]["state"] == "ACTIVE" and snap.state["arming"]["armed"] is False
+    finally:
+        svc.stop_event.set()
+        assert await asyncio.wait_for(runner, 30) == 0
+    try:
+        async with engine.connect() as conn:
+            keys = [r[0] for r in (await conn.execute(select(OutboxRow.dedup_key).order_by(OutboxRow.id))).all()]
+    finally:
+        await engine.dispose()
+    assert keys == [f"incident:{inc.incident_id}:open", f"incident:{inc.incident_id}:close"]
+
+
+async def test_a_failing_job_alerts_the_operator_through_the_outbox(db: DB, tmp_path: Path) -> None:
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n')
+    engine = db.engine()
+    await migrate.upgrade(engine)
+    svc = await service.build(load_settings(cfg, env={}))
+    ops = svc.ops
+    assert ops is not None and ops.outbox_alert is not None
+
+    async def boom() -> None:
+        raise PermissionError("snapshot directory is read-only")
+
+    ops.scheduler.every("boom", "broken job", boom, 60)
+    try:
+        await ops.scheduler.run_now("boom")
+        await ops.outbox_alert.drain()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(OutboxRow.severity, OutboxRow.dedup_key, OutboxRow.text))).all()
+    finally:
+        await svc.venue.close()
+        await svc.db.dispose()
+        await engine.dispose()
+    [(severity, key, text)] = rows
+    assert severity == "ERROR" and key.startswith("job-failed:boom@")
+    assert "Scheduled job 'broken job' failed (1 in a row): PermissionError: snapshot directory is read-only" in text

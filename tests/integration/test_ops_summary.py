@@ -258,3 +258,33 @@ async def test_scheduled_summary_is_a_message_and_a_png_chart_sent_as_a_photo(en
     assert message.method == "sendMessage" and message.plain_text is not None and "Daily summary 2026-06-02" in message.plain_text
     assert photo.method == "sendPhoto" and photo.photo == png
     assert photo.plain_text is not None and photo.plain_text.startswith("Daily summary 2026-06-02")
+
+
+async def test_day_end_checkpoint_gives_the_same_numbers_and_catches_late_fills(engine: AsyncEngine, tmp_path: Path) -> None:
+    from bot.ops.outbox import kv_get
+    from bot.ops.summary import CHECKPOINT_NS
+
+    prices = RecordedPrices(tmp_path / "none")
+    day3 = date(2026, 6, 3)
+    a = store(engine, "runA")
+    a.record("fill", fill("f4", ts(9, 0, 0, day=3), "A-7-0", "SELL", "0.0005", "60300", "0.03", False))
+    await a.flush()
+    plain = await build_daily_summary(engine, day3, UTC, at=time(0, 0), prices=prices)
+    await build_daily_summary(engine, DAY, UTC, at=time(0, 0), prices=prices, save_checkpoint=True)
+    async with engine.connect() as conn:
+        ck = await kv_get(conn, CHECKPOINT_NS, datetime(2026, 6, 3, tzinfo=UTC).isoformat())
+    assert ck is not None and ck["books"] == [["runA:BTC/USDT", "BTC/USDT", "0.0005"]] and ck["last_price"]["BTC/USDT"][1] == "59950"
+    fast = await build_daily_summary(engine, day3, UTC, at=time(0, 0), prices=prices)
+    assert (fast.metrics.position_start, fast.metrics.gross, fast.metrics.net) == (plain.metrics.position_start, plain.metrics.gross, plain.metrics.net)
+    assert fast.metrics.position_end == {"BTC/USDT": D("0")}
+    # a fill of 2 June written after the checkpoint (found late by reconciliation) still counts on 3 June
+    late = store(engine, "runA")
+    late.record("fill", fill("f9", ts(23, 0, 0, day=2), "A-8-0", "BUY", "0.001", "60150", "0.06", False))
+    await late.flush()
+    after = await build_daily_summary(engine, day3, UTC, at=time(0, 0), prices=prices)
+    assert after.metrics.position_start == {"BTC/USDT": D("0.0015")} and after.metrics.position_end == {"BTC/USDT": D("0.001")}
+    # a partial day is never checkpointed
+    await build_daily_summary(engine, day3, UTC, at=time(0, 0), prices=prices, now=datetime(2026, 6, 3, 12, tzinfo=UTC), save_checkpoint=True)
+    async with engine.connect() as conn:
+        assert await kv_get(conn, CHECKPOINT_NS, datetime(2026, 6, 3, 12, tzinfo=UTC).isoformat()) is None
+        assert await kv_get(conn, CHECKPOINT_NS, datetime(2026, 6, 4, tzinfo=UTC).isoformat()) is None

@@ -16,8 +16,9 @@ from pydantic import SecretStr
 from bot.config import MarketSettings, Settings, VenueSettings
 from bot.domain.credentials import Credentials, KeyScope
 from bot.domain.streams import SequenceGap, StreamStatus
-from bot.domain.venue import ExecutionReport
+from bot.domain.venue import ExecutionReport, PositionUpdate
 from bot.engine.clock import WallClock
+from bot.oms.feed import FeedHealth
 from bot.venues.binance import BinanceLive, build_binance
 from tests.fakes.binance_server import FakeBinance
 
@@ -107,6 +108,7 @@ class Harness:
     safe: Recorder
     positions: Recorder
     sleeps: SleepRecorder
+    health: FeedHealth
     trade_key: dict[str, Credentials | None] = field(default_factory=dict)
 
     @property
@@ -127,6 +129,7 @@ def make_harness(fake: FakeBinance, *, read: Credentials | None = READ, armed: b
     reports, statuses, gaps, alerts, safe, positions = Recorder(), Recorder(), Recorder(), Recorder(), Recorder(), Recorder()
     sleeps = SleepRecorder()
     key: dict[str, Credentials | None] = {"current": TRADE if armed else None}
+    health = FeedHealth(WallClock(), 30 * 10**9)
     live = build_binance(
         venue_settings(fake, **overrides),
         read_credentials=read,
@@ -136,11 +139,18 @@ def make_harness(fake: FakeBinance, *, read: Credentials | None = READ, armed: b
         on_status=statuses,
         on_gap=gaps,
         on_safe=lambda code, reason: safe((code, reason)),
-        on_position=lambda asset, qty, ts: positions((asset, qty, ts)),
+        feed_health=health,
         sleep=sleeps,
     )
-    live.venue.set_report_sink(reports)
-    return Harness(fake, live, reports, statuses, gaps, alerts, safe, positions, sleeps, key)
+
+    def sink(item: Any) -> None:  # execution reports and position updates share the sink
+        if isinstance(item, PositionUpdate):
+            positions((item.asset, item.qty, item.ts_ns))
+        else:
+            reports(item)
+
+    live.venue.set_report_sink(sink)
+    return Harness(fake, live, reports, statuses, gaps, alerts, safe, positions, sleeps, health, key)
 
 
 def is_status(stream: str, healthy: bool, asset: str | None = None) -> Callable[[Any], bool]:

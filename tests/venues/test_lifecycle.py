@@ -75,6 +75,7 @@ async def test_taker_fills_in_the_submit_answer_are_delivered_once(fake: FakeBin
     assert report.status is OrderStatus.FILLED and report.cum_filled_qty == D("0.3")
     fills = await harness.reports.wait_count(lambda r: r.fill is not None, 2)
     assert sorted((f.fill.price, f.fill.qty, f.fill.is_maker) for f in fills) == [(D("100.01"), D("0.1"), False), (D("100.02"), D("0.2"), False)]
+    assert sorted(f.cum_filled_qty for f in fills) == [D("0.1"), D("0.3")]
     # the user stream's TRADE events for the same trade ids arrive too (then the balance event): dropped
     await harness.positions.wait_for(lambda p: p[0] == "BTC/USDT" and p[1] == D("1.2997"))  # 1 + 0.3 - 0.0003
     assert harness.venue.metrics.events["duplicate_fills_dropped"] == 2
@@ -104,6 +105,7 @@ async def test_rounding_and_limits_before_sending(fake: FakeBinance, harness: Ha
     assert (sent["quantity"], sent["price"]) == ("0.12345", "99.01") and report.status is OrderStatus.ACCEPTED
     sell = await harness.venue.place_order(limit("r-2", Side.SELL, "0.1", "120.011"))
     assert fake.requests_for("POST", "order")[-1].params["price"] == "120.02" and sell.status is OrderStatus.ACCEPTED
+    assert harness.venue.metrics.events["rounded_at_adapter"] == 2  # visible: the OMS should have rounded
     posts = len(fake.requests_for("POST", "order"))
     for request, why in (
         (limit("r-3", Side.BUY, "0.01", "99"), "notional"),  # 0.99 < 5

@@ -214,3 +214,31 @@ async def test_heartbeat_detects_a_half_open_connection(fake: FakeBinance) -> No
         assert feed.ws.connections == 2
     finally:
         await feed.close()
+
+
+async def test_heartbeat_pongs_are_signs_of_life(fake: FakeBinance) -> None:
+    from bot.venues.ws import ReconnectingWebSocket
+
+    alive = asyncio.Event()
+    states = Recorder()
+
+    async def url() -> str:
+        return f"{fake.ws_url}/ws/btcusdt@bookTicker"
+
+    async def on_message(raw: str | bytes) -> None:
+        return None
+
+    async def on_state(up: bool, reason: str) -> None:
+        states((up, reason))
+
+    ws = ReconnectingWebSocket("test", url=url, on_message=on_message, on_state=on_state, clock=ManualClock(),
+                               backoff=Backoff(0.1, 1.0), ping_interval_s=0.02, ping_timeout_s=5.0, on_alive=alive.set)
+    task = asyncio.create_task(ws.run())
+    try:
+        async with asyncio.timeout(BOUND):
+            await alive.wait()  # no market message was sent: this was a pong
+        assert ws.pongs >= 1 and ws.ping_latency_s >= 0
+    finally:
+        await ws.close()
+        await task
+    assert states.items[0] == (True, "connected")

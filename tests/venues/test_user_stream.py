@@ -105,3 +105,29 @@ async def test_keepalive_failure_gets_a_new_listen_key(fake: FakeBinance, harnes
     await stream.keepalive()
     assert fake.requests_for("PUT", "userDataStream")[-1].status == 200
     assert old is not None
+
+
+async def test_feed_health_for_the_oms_follows_the_user_stream(fake: FakeBinance, harness: Harness) -> None:
+    health = harness.health
+    await harness.statuses.wait_for(is_status("user", True))
+    assert health.up and health.generation == 0
+    seen = health.last_alive_ns
+    await harness.venue.place_order(buy("h-1"))  # its executionReport is a sign of life
+    await harness.reports.wait_for(lambda r: r.client_order_id == "h-1" and r.fill is None and r.latency_ns is None)
+    assert health.last_alive_ns is not None and seen is not None and health.last_alive_ns > seen
+    harness.sleeps.hold()
+    await fake.drop_streams()
+    await harness.statuses.wait_for(is_status("user", False))
+    assert not health.up and health.generation == 1 and "1001" in health.down_reason
+    ok, why = health.status(health.last_alive_ns)
+    assert not ok and "down" in why
+    harness.sleeps.release()
+    await harness.statuses.wait_count(is_status("user", True), 2)
+    assert health.up and health.status(health.last_alive_ns) == (True, "")
+
+
+async def test_positions_come_through_the_report_sink(fake: FakeBinance, harness: Harness) -> None:
+    await harness.venue.place_order(buy("p-1"))
+    fake.run_path([("98.90", "99.00")])
+    asset, qty, ts = await harness.positions.wait_for(lambda p: p[0] == "BTC/USDT" and p[1] == D("1.0999"))
+    assert isinstance(qty, Decimal) and ts > 0
