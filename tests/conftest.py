@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,14 @@ from bot.store.db import create_engine
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_decimal_context() -> Iterator[None]:
+    """Every test starts from Python's default decimal context. ccxt changes the context it finds in place
+    (ROUND_HALF_UP, Underflow trapped); a test that calls raw ccxt must not leak that into the next test."""
+    decimal.setcontext(decimal.DefaultContext.copy())
+    yield
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Chaos scenarios (spec 16) against FakeBinance through the real adapter (bot/venues, ccxt + websockets).
 
-Wired as the composition root wires LIVE: the adapter's report sink feeds the engine queue, its user-stream
-``on_status`` drives the OMS's ``FeedHealth``, ``on_gap`` goes to ``oms.on_sequence_gap``, ``on_position``
-becomes a ``PositionUpdate`` on the engine queue, SAFE goes to a real ``SafetyController``.
+Wired as the composition root wires LIVE: the adapter's report sink (execution reports and position updates)
+feeds the engine queue, the adapter drives the OMS's ``FeedHealth`` (connected / disconnected / signs of life),
+``on_gap`` goes to ``oms.on_sequence_gap``, SAFE goes to a real ``SafetyController``.
 
 The OMS and the engine run on a clock that follows wall time plus an offset the test moves forward (grace
 windows pass without sleeping); the adapter signs its requests with the real wall clock.
@@ -28,7 +28,7 @@ from bot.risk.safety import TradingState
 from bot.venues.binance import BinanceLive, build_binance
 from tests.fakes.binance_server import FakeBinance
 from tests.oms.engine_rig import EngineRig, start_rig
-from tests.venues.helpers import READ, TRADE, TRADE_KEY, TRADE_SECRET, READ_KEY, READ_SECRET, Recorder, SleepRecorder, is_status, venue_settings
+from tests.venues.helpers import READ, READ_KEY, READ_SECRET, TRADE, TRADE_KEY, TRADE_SECRET, Recorder, SleepRecorder, is_status, venue_settings
 
 D = Decimal
 S = OrderStatus
@@ -69,7 +69,7 @@ class BinanceWorld:
 
 async def _world(fake: FakeBinance, **venue_overrides: Any) -> BinanceWorld:
     clock = ShiftClock()
-    feed = FeedHealth(clock, None)  # the adapter detects dead connections itself (heartbeats)
+    feed = FeedHealth(clock, 30 * 1_000_000_000)  # the adapter reports signs of life (messages, pongs)
     reports, statuses, sleeps = Recorder(), Recorder(), SleepRecorder()
     box: dict[str, Any] = {}
 
@@ -77,20 +77,16 @@ async def _world(fake: FakeBinance, **venue_overrides: Any) -> BinanceWorld:
         reports(event)
         box["rig"].engine.on_report(event)
 
-    def on_status(status: Any) -> None:
-        statuses(status)
-        feed.on_status(status)
-
     live = build_binance(
         venue_settings(fake, **venue_overrides),
         read_credentials=READ,
         trade_credentials=lambda: TRADE,
         clock=WallClock(),
         on_alert=lambda *a: None,
-        on_status=on_status,
+        on_status=statuses,
         on_gap=lambda gap: box["rig"].oms.on_sequence_gap(gap),
         on_safe=lambda code, reason: box["rig"].safety.enter(TradingState.SAFE, code, reason),
-        on_position=lambda asset, qty, ts: sink(PositionUpdate("binance", asset, qty, ts, clock.now_ns())),
+        feed_health=feed,
         sleep=sleeps,
     )
     live.venue.set_report_sink(sink)
@@ -152,6 +148,18 @@ async def test_silent_fill_found_by_reconciliation_goes_safe_then_resolves(world
     assert res.ok, res.problems
     ok, _ = rig.safety.resume("operator")
     assert ok and rig.safety.state is TradingState.ACTIVE
+
+
+async def test_fill_confirmed_by_the_venues_position_update_unblocks_the_asset(world: BinanceWorld) -> None:
+    rig = world.rig
+    order = await rig.submit(Side.BUY, "0.1", "99")
+    assert order is not None
+    world.fake.fill(order.client_order_id)
+    await world.wait_report(lambda r: isinstance(r, PositionUpdate) and r.asset == BTC and r.qty > D("1"))
+    assert order.status is S.FILLED
+    assert rig.refusal() is None  # dirty after the fill, cleaned by outboundAccountPosition (fees included)
+    dirty = [(t["from_state"], t["to_state"]) for t in rig.audit.of("state_transition", kind="dirty", scope=BTC)]
+    assert dirty[-2:] == [("CLEAN", "DIRTY"), ("DIRTY", "CLEAN")]
 
 
 async def test_duplicate_fill_messages_are_counted_once(world: BinanceWorld) -> None:
