@@ -109,16 +109,143 @@ class StrategySettings(Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class RiskDrawdownSettings(Section):
+    """Drawdown = (peak equity - equity) / peak equity, on account value (never on peak P&L)."""
+
+    throttle_at: Decimal = Field(Decimal("0.02"), gt=0, le=Decimal("0.5"), description="drawdown fraction that throttles size")
+    release_at: Decimal = Field(Decimal("0.01"), ge=0, le=Decimal("0.5"), description="the throttle lifts below this (hysteresis)")
+    throttle_scale: Decimal = Field(Decimal("0.5"), gt=0, lt=1, description="size multiplier while throttled")
+    kill_at: Decimal = Field(Decimal("0.05"), gt=0, le=Decimal("0.5"), description="cancel resting, flatten gradually, alert")
+    strategy_capital: dict[str, Decimal] = Field(default_factory=dict, description="per-strategy equity base (quote currency); strategies not listed have no drawdown of their own")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RiskDrawdownSettings":
+        if not self.release_at < self.throttle_at <= self.kill_at:
+            raise ValueError("need release_at < throttle_at <= kill_at")
+        for sid, cap in self.strategy_capital.items():
+            if cap <= 0:
+                raise ValueError(f"strategy_capital.{sid} must be positive")
+        return self
+
+
+class RiskCooldownSettings(Section):
+    strategy_cooldown_s: float = Field(300.0, ge=0, le=86_400, description="new risk of a strategy delayed after its drawdown or loss trigger")
+    global_cooldown_s: float = Field(120.0, ge=0, le=86_400, description="global circuit breaker open time")
+    kill_cooldown_s: float = Field(600.0, ge=0, le=86_400, description="resume refused until this long after an automated kill")
+    breaker_errors: int = Field(10, ge=1, le=10_000, description="venue errors within breaker_window_s that trip the global breaker")
+    breaker_window_s: float = Field(60.0, gt=0, le=3600)
+    breaker_max_trips: int = Field(3, ge=1, le=100, description="trips within breaker_escalation_s that halt trading (a human decides)")
+    breaker_escalation_s: float = Field(3600.0, gt=0, le=86_400)
+
+
+class RiskLatencySettings(Section):
+    window: int = Field(50, ge=5, le=10_000, description="order-ack samples in the rolling p95 window")
+    min_samples: int = Field(20, ge=1, le=10_000)
+    baseline_ms: float = Field(0.0, ge=0, le=60_000, description="0 = learn from the first full window")
+    min_baseline_ms: float = Field(5.0, gt=0, le=60_000)
+    degrade_ratio: float = Field(2.0, gt=1, le=100, description="p95 >= ratio x baseline halves the order rate")
+    hard_ms: float = Field(2000.0, gt=0, le=120_000, description="p95 at or above this blocks new orders")
+    persist_s: float = Field(60.0, gt=0, le=86_400, description="throttled this long blocks new orders")
+    recover_ratio: float = Field(1.5, gt=0, le=100, description="back to normal only below ratio x baseline ...")
+    recover_s: float = Field(30.0, ge=0, le=86_400, description="... held this long")
+    block_cooldown_s: float = Field(30.0, gt=0, le=86_400)
+    throttle_factor: Decimal = Field(Decimal("0.5"), gt=0, lt=1)
+    order_rate_per_s: Decimal = Field(Decimal("5"), gt=0, le=1000, description="normal order rate per venue; the throttle scales it")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RiskLatencySettings":
+        if self.min_samples > self.window:
+            raise ValueError("min_samples must not exceed window")
+        if self.recover_ratio >= self.degrade_ratio:
+            raise ValueError("recover_ratio must be below degrade_ratio (hysteresis)")
+        return self
+
+
+class RiskStaleSettings(Section):
+    asset_stale_s: float = Field(10.0, gt=0, le=3600, description="no market update for this long blocks the asset")
+    recover_s: float = Field(5.0, ge=0, le=3600, description="updates must flow this long before a stale asset is unblocked")
+    all_stale_safe: bool = Field(True, description="every asset stale -> SAFE")
+
+
+class RiskSlippageSettings(Section):
+    max_bps: Decimal = Field(Decimal("20"), gt=0, le=Decimal("1000"), description="expected slippage vs mid at or above this blocks the order")
+    unknown_depth_bps: Decimal = Field(Decimal("50"), ge=0, le=Decimal("10000"), description="assumed cost beyond the known depth")
+
+
+class RiskCalendarEvent(Section):
+    name: str = Field(..., min_length=1, max_length=64)
+    at: str = Field(..., description="ISO-8601 UTC time of the release, e.g. 2026-03-18T18:00:00Z")
+    before_s: float = Field(300.0, ge=0, le=86_400)
+    after_s: float = Field(300.0, ge=0, le=86_400)
+    assets: tuple[str, ...] = Field((), description="empty: every asset")
+    action: Literal["widen", "pull"] = "pull"
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, v: str) -> str:
+        from datetime import datetime
+
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an ISO-8601 time") from None
+        if dt.tzinfo is None:
+            raise ValueError(f"{v!r} must carry a time zone (e.g. ...Z)")
+        return v
+
+
+class RiskEventSettings(Section):
+    jump_sigma: float = Field(6.0, ge=2, le=100, description="a move of this many sigma within jump_window_s is a jump")
+    jump_window_s: float = Field(5.0, gt=0, le=3600)
+    jump_min_move_bps: float = Field(10.0, ge=0, le=10_000)
+    jump_min_samples: int = Field(100, ge=10, le=1_000_000, description="no verdict before this many returns (cold start)")
+    jump_halflife_s: float = Field(300.0, gt=0, le=86_400)
+    jump_action: Literal["widen", "pull"] = "pull"
+    cooldown_s: float = Field(60.0, ge=0, le=86_400, description="after a jump, widen/pull this long, then re-tighten")
+    widen_factor: Decimal = Field(Decimal("3"), gt=1, le=100, description="spread multiplier strategies apply in WIDEN")
+    widen_min_bps: Decimal = Field(Decimal("20"), ge=0, le=Decimal("10000"), description="in WIDEN, new passive orders closer to mid are blocked")
+    calendar: tuple[RiskCalendarEvent, ...] = ()
+
+
+class RiskFlattenSettings(Section):
+    slice_qty: Decimal | None = Field(None, gt=0, description="largest flatten slice; default: max_trade_qty")
+    interval_s: float = Field(1.0, ge=0, le=3600, description="time between flatten slices of one position")
+    max_slippage_bps: Decimal = Field(Decimal("50"), gt=0, le=Decimal("1000"), description="how far past the touch a flatten or exit slice may trade")
+
+
 class RiskSettings(Section):
     max_trade_qty: Decimal = Field(Decimal("0.01"), gt=0, description="largest quantity of one order (base units)")
     max_order_notional: Decimal = Field(Decimal("1000"), gt=0, description="largest notional of one order (quote currency)")
     max_position_qty: Decimal = Field(Decimal("0.05"), gt=0, description="largest absolute position per asset incl. resting and in-flight orders")
-    max_daily_loss: Decimal = Field(Decimal("200"), gt=0, description="daily loss (realised + unrealised, net of fees) that halts trading")
+    max_daily_loss: Decimal = Field(Decimal("200"), gt=0, description="daily loss (realised + unrealised, net of fees): SAFE, flatten, no new risk until the next trading day")
+    max_daily_loss_per_strategy: Decimal = Field(Decimal("100"), gt=0, description="the same per strategy (that strategy only)")
+    daily_loss_by_strategy: dict[str, Decimal] = Field(default_factory=dict, description="per-strategy overrides of max_daily_loss_per_strategy")
     daily_reset_hour_utc: int = Field(0, ge=0, le=23)
+    max_portfolio_loss: Decimal = Field(Decimal("400"), gt=0, description="cumulative loss since start or the last resume: halt all")
+    strategy_loss_kill: Decimal = Field(Decimal("150"), gt=0, description="cumulative loss of one strategy: halt that strategy + alert")
+    account_value: Decimal | None = Field(None, gt=0, description="starting account value (quote currency); empty: valued from the venue's balances")
+    eval_interval_ms: int = Field(100, ge=1, le=60_000, description="P&L-based checks at least this often (and after every fill)")
+    timer_interval_s: float = Field(1.0, gt=0, le=60, description="the engine is woken this often when no market data arrives (staleness, time limits)")
     allowed_assets: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: {"sim": ("BTC/USDT", "ETH/USDT"), "binance": ("BTC/USDT", "ETH/USDT")},
         description="per-venue asset allowlist (spec 15)",
     )
+    drawdown: RiskDrawdownSettings = RiskDrawdownSettings()
+    cooldown: RiskCooldownSettings = RiskCooldownSettings()
+    latency: RiskLatencySettings = RiskLatencySettings()
+    stale: RiskStaleSettings = RiskStaleSettings()
+    slippage: RiskSlippageSettings = RiskSlippageSettings()
+    events: RiskEventSettings = RiskEventSettings()
+    flatten: RiskFlattenSettings = RiskFlattenSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RiskSettings":
+        for sid, cap in self.daily_loss_by_strategy.items():
+            if cap <= 0:
+                raise ValueError(f"daily_loss_by_strategy.{sid} must be positive")
+        if self.flatten.slice_qty is not None and self.flatten.slice_qty > self.max_trade_qty:
+            raise ValueError("flatten.slice_qty must not exceed max_trade_qty")
+        return self
 
 
 class OmsSettings(Section):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
 from bot.config import LoadedConfig, Settings
+from bot.control.arming import Arming
 from bot.domain.instrument import FeeModel, Instrument
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
@@ -31,6 +32,7 @@ from bot.engine.clock import ManualClock, WallClock
 from bot.engine.loop import AutoGate, Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.registry import code_hash, load_strategy_class, params_hash
+from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
@@ -39,8 +41,11 @@ from bot.oms.orders import OrderManager
 from bot.oms.reconcile import Reconciler, SchedulerSteps
 from bot.ops.incidents import RunInfo
 from bot.ops.runtime import OpsDeps, OpsRuntime
-from bot.risk.engine import RiskEngine, RiskLimits
-from bot.risk.safety import Check, SafetyController, TradingState
+from bot.risk.drawdown import AccountValue
+from bot.risk.engine import RiskEngine
+from bot.risk.limits import limits_from_settings
+from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
+from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
 from bot.store.migrate import check_schema
@@ -120,6 +125,8 @@ class Service:
     engine: Engine
     venue: Any
     feed: MarketFeed
+    risk: RiskRuntime
+    arming: Arming
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     ops: OpsRuntime | None = None
     reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
@@ -161,31 +168,29 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     portfolio = Portfolio()
     market = MarketState()
     # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
-    safety = SafetyController(audit, clock)
+    safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
     id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
+    tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
     oms = OrderManager(
-        venue=venue,
+        venue=tap,
         venue_name=venue.name,
         portfolio=portfolio,
         audit=audit,
         clock=clock,
         instruments=instruments,
         limits=OmsLimits.from_mapping(s.oms),
-        on_safe=lambda code, reason: safety.enter(TradingState.SAFE, code, reason),
+        on_safe=lambda code, reason: runtime.on_safe(code, reason),  # SAFE now; resting orders cancelled in the loop
         id_prefix=id_prefix,
         fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
         feed=None,  # the simulated venue delivers reports in-process: no stream to watch
         freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
     )
     reconciler = Reconciler(oms)
-    safety.add_check(lambda: Check("positions_reconciled", *reconciler.resume_check()))
-    risk = RiskEngine(
-        RiskLimits(
-            max_trade_qty=s.risk.max_trade_qty,
-            max_order_notional=s.risk.max_order_notional,
-            max_position_qty=s.risk.max_position_qty,
-            allowed_assets=dict(s.risk.allowed_assets),
-        )
+    safety.provide_check(POSITIONS_RECONCILED, lambda: Check(POSITIONS_RECONCILED, *reconciler.resume_check()))
+    risk = RiskEngine(limits_from_settings(s.risk), safety, assets=s.market.assets, start_ns=clock.monotonic_ns())
+    first = next(iter(instruments.values()))
+    account = None if s.risk.account_value is not None else AccountValue(
+        s.sim.balances, first.quote, {i.base: a for a, i in instruments.items() if i.quote == first.quote}
     )
     strategies, meta = build_strategies(s)
     engine = Engine(
@@ -206,6 +211,15 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(venue.on_tick)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
+    runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
+    connect_tap(tap, runtime)
+    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+
+    def revoke_arming(old: TradingState, new: TradingState, code: Any, reason: str) -> None:
+        if new is not TradingState.ACTIVE:  # any automatic halt revokes arming: LIVE needs a human re-arm
+            arming.disarm(f"trading state {new.value}: {reason}")
+
+    safety.add_listener(revoke_arming)
     if feed is None:
         syn = s.market.synthetic
         first = next(iter(instruments.values()))
@@ -227,10 +241,22 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
             reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
+            state_extra={
+                "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
+                "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
+            },
         )
     )
     oms.rec.alert = ops.alert
-    return Service(loaded, run_id, version, clock, db, audit, engine, venue, feed, ops=ops, reconciler=reconciler, safety=safety)
+    # risk alerts (kill switches, breaches, flattening, per-strategy halts) reach the operator through the outbox;
+    # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
+    runtime.alert = ops.alert
+    runtime.alert_global_halts = False
+    # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
+    safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    return Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops, reconciler=reconciler, safety=safety
+    )
 
 
 def _mid(market: MarketState, asset: str) -> Decimal | None:
@@ -295,6 +321,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     ops = service.ops
     if ops is not None:
         await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
+    # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
+    risk_timer = asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer")
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -307,6 +335,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.info("stopping: intake closed, cancelling resting orders")
         if ops is not None:
             await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
+        risk_timer.cancel()
+        await asyncio.gather(risk_timer, return_exceptions=True)
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -331,6 +361,10 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
     return exit_code
+
+
+def _noop() -> None:
+    return None
 
 
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:

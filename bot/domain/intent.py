@@ -62,6 +62,34 @@ class Urgency(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Barrier:
+    """Triple barrier (seed 004), chosen at entry: take-profit and stop-loss as distances from the position's
+    average entry price (basis points), and a time limit from the first fill. Any may be None (not armed).
+    Whichever is touched first closes the position with a reduce-only exit through risk."""
+
+    take_profit_bps: Decimal | None = None
+    stop_loss_bps: Decimal | None = None
+    time_limit_s: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("take_profit_bps", "stop_loss_bps"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, Decimal) and v.is_finite() and 0 < v < 10_000):
+                raise ValueError(f"barrier {name} must be a Decimal between 0 and 10000 bps, got {v!r}")
+        if self.time_limit_s is not None and not (isinstance(self.time_limit_s, int) and 0 < self.time_limit_s <= 30 * 86_400):
+            raise ValueError(f"barrier time_limit_s must be 1..2592000 seconds, got {self.time_limit_s!r}")
+        if self.take_profit_bps is None and self.stop_loss_bps is None and self.time_limit_s is None:
+            raise ValueError("a barrier needs at least one of take_profit_bps, stop_loss_bps, time_limit_s")
+
+    def canonical(self) -> dict[str, object]:
+        return {
+            "take_profit_bps": None if self.take_profit_bps is None else format(self.take_profit_bps, "f"),
+            "stop_loss_bps": None if self.stop_loss_bps is None else format(self.stop_loss_bps, "f"),
+            "time_limit_s": self.time_limit_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     """Spec 8.1. ``id`` is assigned by the engine, unique and deterministic within a run."""
 
@@ -81,6 +109,7 @@ class Intent:
     target: str | None = None  # for CANCEL: the client order id to cancel
     reduce_only: bool = False
     tag: str = ""  # free label a strategy uses to recognise its own orders (e.g. "bid", "ask")
+    barrier: Barrier | None = None  # optional triple barrier for the position this entry opens (seed 004)
 
     def canonical(self) -> dict[str, object]:
         """The fields that define what would be executed, in a stable form (no id, no timestamp)."""
@@ -95,7 +124,7 @@ class Intent:
             "tif": self.tif.value,
             "reduce_only": self.reduce_only,
             "target": self.target,
-        }
+        } | ({"barrier": self.barrier.canonical()} if self.barrier is not None else {})
 
 
 def canonical_json(payload: dict[str, object]) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
 from bot.domain.intent import Intent, IntentKind
-from bot.domain.market import Tick
+from bot.domain.market import Book, Tick
 from bot.domain.modes import Mode
 from bot.domain.money import ZERO
 from bot.domain.order import Order
@@ -120,6 +120,9 @@ class Engine:
         self.counters = Counters()
         self.tick_listeners: list[Callable[[Tick], None]] = []  # e.g. the simulated venue's matcher
         self.guards: list[Callable[[], Awaitable[None]]] = []  # run at the top of every iteration (kill file...)
+        self.after_dispatch: list[Callable[[], Awaitable[None]]] = []  # run after every iteration (flatten, barrier exits)
+        self.submit_listeners: list[Callable[[Intent, Order], None]] = []  # every order sent (risk: rate, barriers)
+        self.acting = True  # False while the kill file exists: strategies are not called, nothing is acted on
         self.strategy_meta = dict(strategy_meta)
         self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
         self._pending_reports: deque[ExecutionReport] = deque()
@@ -225,6 +228,8 @@ class Engine:
             else:
                 raise TypeError(f"engine queue: unexpected item {kind.__name__}")
             await self._drain()
+            for hook in self.after_dispatch:
+                await hook()
         finally:
             self._in_dispatch = False
         if self.audit.needs_flush():
@@ -258,7 +263,7 @@ class Engine:
             if self._pending_reports:
                 await self._drain()
             subscribed = by_asset.get(tick.asset)
-            if subscribed:
+            if subscribed and self.acting:
                 for strat, ctx in subscribed:
                     ctx.event_ns = tick.ts_local_ns
                     ctx.tick = tick
@@ -274,13 +279,17 @@ class Engine:
             while self._pending_fills:
                 fill, order = self._pending_fills.popleft()
                 entry = self.strategies.get(order.strategy_id)
-                if entry is None:
+                if entry is None or not self.acting:
                     continue
                 strat, ctx = entry
                 ctx.event_ns = fill.ts_ns
                 intents = strat.on_fill(ctx, fill)
                 if intents:
                     await self._handle_intents(strat, ctx, intents, f"fill:{fill.venue}:{fill.fill_id}")
+
+    async def handle_pending(self) -> None:
+        """Handle the reports (and the strategies' reactions) produced by calls made inside a hook."""
+        await self._drain()
 
     def _on_fill(self, fill: Fill, order: Order) -> None:
         self.counters.fills += 1
@@ -306,7 +315,7 @@ class Engine:
             },
         )
         for intent in intents:
-            if not self._accepting:
+            if not self._accepting or not self.acting:
                 return
             self.counters.intents += 1
             self.record_intent(intent, decision_id)
@@ -318,6 +327,8 @@ class Engine:
             verdict = self.check_risk(intent, "staged")
             if not verdict.approved:
                 continue
+            if verdict.qty is not None:
+                intent = replace(intent, qty=verdict.qty)  # risk approved a smaller size (drawdown throttle)
             admission = self.gate.admit(intent)
             if admission is Admission.EXECUTE:
                 await self.submit(intent)
@@ -370,6 +381,8 @@ class Engine:
         order = await self.oms.submit(intent)
         if order is not None:
             self.counters.orders += 1
+            for listener in self.submit_listeners:
+                listener(intent, order)
         return order
 
     async def execute_confirmed(self, intent: Intent) -> tuple[Verdict, Order | None]:
@@ -377,6 +390,8 @@ class Engine:
         verdict = self.check_risk(intent, "execution")
         if not verdict.approved:
             return verdict, None
+        if verdict.qty is not None:
+            intent = replace(intent, qty=verdict.qty)  # only ever smaller than what was confirmed
         order = await self.submit(intent)
         await self._drain()
         return verdict, order
@@ -428,12 +443,58 @@ class _EngineView:
     def open_exposure(self, asset: str) -> tuple[Decimal, Decimal]:
         return self._e.oms.open_exposure(asset)
 
+    def strategy_position(self, strategy_id: str, asset: str) -> Decimal:
+        pos = self._e.portfolio.by_strategy.get((strategy_id, asset))
+        return pos.qty if pos is not None else ZERO
+
+    def strategy_exposure(self, strategy_id: str, asset: str) -> tuple[Decimal, Decimal]:
+        buys = sells = ZERO
+        for o in self._e.oms.live.values():
+            if o.strategy_id == strategy_id and o.asset == asset:
+                if o.side.sign > 0:
+                    buys += o.open_qty
+                else:
+                    sells += o.open_qty
+        return buys, sells
+
     def mark(self, asset: str) -> Decimal | None:
         tick = self._e.market.last.get(asset)
         return tick.mid if tick is not None else None
 
+    def marks(self) -> dict[str, Decimal]:
+        return {a: t.mid for a, t in self._e.market.last.items()}
+
+    def tick(self, asset: str) -> Tick | None:
+        return self._e.market.last.get(asset)
+
+    def book(self, asset: str) -> Book | None:
+        return self._e.market.books.get(asset)
+
+    def last_update_ns(self, asset: str) -> int | None:
+        return self._e.market.last_update_mono_ns.get(asset)
+
+    def net_pnl(self, strategy_id: str | None = None) -> Decimal:
+        portfolio, last = self._e.portfolio, self._e.market.last
+        total = ZERO
+        if strategy_id is None:
+            for asset, pos in portfolio.positions.items():
+                t = last.get(asset)
+                total += pos.net_pnl(t.mid if t is not None else None)
+        else:
+            for (sid, asset), pos in portfolio.by_strategy.items():
+                if sid == strategy_id:
+                    t = last.get(asset)
+                    total += pos.net_pnl(t.mid if t is not None else None)
+        return total
+
+    def strategy_ids(self) -> Iterable[str]:
+        return {sid for sid, _ in self._e.portfolio.by_strategy if not sid.startswith("_")}  # "_risk": system orders
+
     def now_ns(self) -> int:
         return self._e.clock.now_ns()
+
+    def monotonic_ns(self) -> int:
+        return self._e.clock.monotonic_ns()
 
     def venue(self) -> str:
         return self._e.oms.venue_name

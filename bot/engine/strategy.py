@@ -8,12 +8,13 @@ from typing import Any, ClassVar, NamedTuple
 
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
-from bot.domain.intent import Intent, IntentKind, OrderType, Side, TimeInForce, Urgency
+from bot.domain.intent import Barrier, Intent, IntentKind, OrderType, Side, TimeInForce, Urgency
 from bot.domain.market import Book, Tick
 from bot.domain.money import ZERO
 from bot.domain.order import Order, OrderStatus
 from bot.domain.position import Portfolio
 from bot.engine.market_state import MarketState
+from bot.risk.advice import NORMAL, Advice
 
 
 class OpenOrder(NamedTuple):
@@ -32,7 +33,7 @@ class OpenOrder(NamedTuple):
 class StrategyContext:
     """What a strategy may look at. It offers no way to reach a venue, the store or the control plane."""
 
-    __slots__ = ("strategy_id", "_market", "_portfolio", "_orders", "_instruments", "_next_id", "event_ns", "params", "tick")
+    __slots__ = ("strategy_id", "_market", "_portfolio", "_orders", "_instruments", "_next_id", "event_ns", "params", "tick", "_advice")
 
     def __init__(
         self,
@@ -53,6 +54,15 @@ class StrategyContext:
         self.event_ns = 0  # time of the event being handled (the injected clock of the strategy)
         self.params = params
         self.tick: Tick | None = None  # the tick being handled in on_tick
+        self._advice: Callable[[str, str], Advice] | None = None  # set by the risk runtime
+
+    def set_advice_source(self, source: Callable[[str, str], Advice]) -> None:
+        self._advice = source
+
+    # --- what risk advises (read-only; risk enforces it anyway) ----------------------------
+    def advice(self, asset: str) -> Advice:
+        """Quote mode (NORMAL / WIDEN / PULL), spread multiplier and size scale for this strategy and asset."""
+        return self._advice(self.strategy_id, asset) if self._advice is not None else NORMAL
 
     # --- time and market ---------------------------------------------------------------
     def now_ns(self) -> int:
@@ -96,6 +106,7 @@ class StrategyContext:
         rationale: str = "",
         tag: str = "",
         reduce_only: bool = False,
+        barrier: Barrier | None = None,
     ) -> Intent:
         return Intent(
             id=self._next_id(),
@@ -112,6 +123,7 @@ class StrategyContext:
             rationale=rationale,
             tag=tag,
             reduce_only=reduce_only,
+            barrier=barrier,
         )
 
     def cancel(self, order: OpenOrder, rationale: str = "") -> Intent:

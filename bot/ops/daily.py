@@ -44,6 +44,8 @@ class DailySummaryJob:
         alert: Alert,
         grace_s: int,
         before: Callable[[], Awaitable[None]] | None = None,
+        schedule_retry: Callable[[float], None] | None = None,
+        retry_after_s: float = 60.0,
     ) -> None:
         self.db = db
         self.trigger = trigger
@@ -53,6 +55,8 @@ class DailySummaryJob:
         self.grace = timedelta(seconds=grace_s)
         self.before = before  # e.g. flush the audit buffer so the day's last rows are in the report
         self.sent: list[date] = []  # days this instance sent (tests and /status)
+        self.schedule_retry = schedule_retry  # a failed attempt is retried (within the grace time, then: missed)
+        self.retry_after_s = retry_after_s
 
     async def last_sent(self) -> date | None:
         async with self.db.connect() as conn:
@@ -60,7 +64,12 @@ class DailySummaryJob:
         return date.fromisoformat(value["last_sent"]) if value and value.get("last_sent") else None
 
     async def __call__(self) -> None:
-        await self.run()
+        try:
+            await self.run()
+        except Exception:
+            if self.schedule_retry is not None:
+                self.schedule_retry(self.retry_after_s)
+            raise
 
     async def run(self) -> str:
         """One attempt for the latest fire instant. Returns 'sent', 'already-sent' or 'missed'."""

@@ -13,11 +13,12 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
@@ -61,6 +62,7 @@ class OpsDeps:
     arming: Any = None  # bot.control.arming.Arming: its expiry is checked on schedule, its state snapshotted
     engine_call_timeout_s: float = 10.0
     wall_clock: Clock | None = None
+    redact: Callable[[str], str] | None = None  # the key store's redaction, applied to job errors before alerting
 
 
 class Reports:
@@ -133,7 +135,7 @@ class OpsRuntime:
         self.alert: Alert = deps.alert if deps.alert is not None else self.outbox_alert.alert  # type: ignore[union-attr]
         self.tz = ZoneInfo(o.timezone)
         self.prices = deps.prices if deps.prices is not None else RecordedPrices(s.market.record_dir)
-        self.scheduler = OpsScheduler(clock=wall, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s)
+        self.scheduler = OpsScheduler(clock=wall, alert=self.alert, grace_s=o.misfire_grace_s, alert_repeat_s=o.job_alert_repeat_s, redact=deps.redact)
         self.snapshots = SnapshotStore(
             o.snapshot_dir, keep=o.snapshot_keep, clock=wall, run_id=deps.run.run_id, mode=deps.run.mode,
             version_hash=deps.run.version_hash, config_hash=deps.run.config_hash, db=deps.db,
@@ -141,6 +143,7 @@ class OpsRuntime:
         self.reports = Reports(deps.db, s, wall, self.prices, deps.flush)
         self.daily = DailySummaryJob(
             db=deps.db, trigger=self.reports.trigger, clock=wall, build=self._build_scheduled, alert=self.alert, grace_s=o.misfire_grace_s, before=deps.flush,
+            schedule_retry=self._retry_daily,
         )
         self.incidents = IncidentDesk(
             deps.db, clock=deps.clock, run=deps.run, tz=self.tz, state_provider=self._state, flush=deps.flush,
@@ -190,6 +193,17 @@ class OpsRuntime:
         """``Arming``: its expiry is checked on schedule and its state goes into every snapshot."""
         self.add_expiry("arming", arming.check_expiry)
         self.state_extra.setdefault("arming", lambda: {"armed": arming.expires_ns is not None, "expires_ns": arming.expires_ns, "armed_by": arming.armed_by})
+
+    def _retry_daily(self, delay_s: float) -> None:
+        """One more attempt of the daily summary in ``delay_s`` (it gives up by itself after the grace time)."""
+        runner = self.scheduler.runners.get("daily-summary")
+        if runner is None or not self.scheduler.running:
+            return
+        when = clock_now(self.wall_clock) + timedelta(seconds=delay_s)
+        self.scheduler.aps.add_job(
+            runner.__call__, trigger=DateTrigger(run_date=when, timezone=UTC), id="daily-summary-retry", name="daily summary (retry)",
+            replace_existing=True, max_instances=1, misfire_grace_time=self.deps.settings.ops.misfire_grace_s,
+        )
 
     async def in_engine(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` inside the engine loop, bounded (a dead engine must not hang a job forever)."""

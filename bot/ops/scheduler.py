@@ -10,6 +10,13 @@ Rules for every job:
 - misfires are coalesced into one run, which still happens when it is at most ``grace_s`` late;
 - a job that raises alerts the operator (once when it starts failing, again at most every
   ``alert_repeat_s`` while it keeps failing, and once when it recovers) and keeps its schedule.
+
+Time: APScheduler 3 decides *when* from the wall clock (``datetime.now``) and has no clock to inject. So
+everything that *decides* is kept out of it and takes an injected ``Clock``: the triggers are pure
+functions of the ``now`` they are given (``DailyAt.get_next_fire_time``), the runners time and throttle with
+the injected clock, and the daily job works out its report day and its grace from it. Tests drive the
+triggers and the jobs directly with a ``ManualClock`` (tests/integration/test_ops_daily_job.py) and use the
+real scheduler only for what needs no time travel (overlap, coalescing, missed runs, PTB sharing).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ skew = k * inventory / cap (long -> both quotes lower, to encourage selling).
 Quotes never cross the book, are rounded to the tick (bids down, asks up), and the side that would grow
 inventory past the cap is not quoted. Quotes are replaced (cancel + place) when the desired price moves by
 at least ``requote_ticks`` ticks, at most once per ``min_requote_ms`` of event time.
+
+Risk advice (``ctx.advice``): in PULL the strategy cancels its quotes and places none; in WIDEN it multiplies
+its spread by ``spread_mult``; ``size_scale`` (the drawdown throttle) scales its order size.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from bot.domain.intent import Intent, OrderType, Side
 from bot.domain.money import ceil_to_step, floor_to_step, to_decimal
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.risk.advice import QuoteMode
 
 
 class QuoteStrategy(Strategy):
@@ -35,8 +39,12 @@ class QuoteStrategy(Strategy):
             raise ValueError("quote: k must be between 0 and 1")
         self._last_quote_ns: dict[str, int] = {}
 
-    def desired(self, mid: Decimal, inventory: Decimal, tick: Decimal, best_bid: Decimal, best_ask: Decimal) -> tuple[Decimal | None, Decimal | None]:
-        spread = mid * self.spread_bps / Decimal(10_000)
+    def desired(
+        self, mid: Decimal, inventory: Decimal, tick: Decimal, best_bid: Decimal, best_ask: Decimal,
+        spread_mult: Decimal = Decimal(1), qty: Decimal | None = None,
+    ) -> tuple[Decimal | None, Decimal | None]:
+        spread = mid * self.spread_bps * spread_mult / Decimal(10_000)
+        qty = self.order_qty if qty is None else qty
         skew = self.k * (inventory / self.inventory_cap) * spread
         bid = floor_to_step(mid - spread / 2 - skew, tick)
         ask = ceil_to_step(mid + spread / 2 - skew, tick)
@@ -46,18 +54,22 @@ class QuoteStrategy(Strategy):
             bid = best_ask - tick
         if ask <= best_bid:
             ask = best_bid + tick
-        can_buy = inventory + self.order_qty <= self.inventory_cap
-        can_sell = inventory - self.order_qty >= -self.inventory_cap
+        can_buy = inventory + qty <= self.inventory_cap
+        can_sell = inventory - qty >= -self.inventory_cap
         return (bid if can_buy else None), (ask if can_sell else None)
 
     def on_tick(self, ctx: StrategyContext) -> list[Intent]:
         tick = ctx.tick
         assert tick is not None
+        advice = ctx.advice(tick.asset)
+        inst = ctx.instrument(tick.asset)
+        qty = inst.round_qty(self.order_qty * advice.size_scale) if advice.size_scale != 1 else self.order_qty
+        if advice.mode is QuoteMode.PULL or qty <= 0:
+            return [ctx.cancel(o, rationale=f"pull quotes: {advice.reason}") for o in ctx.open_orders(tick.asset) if o.tag in ("bid", "ask")]
         last = self._last_quote_ns.get(tick.asset)
         if last is not None and tick.ts_local_ns - last < self.min_requote_ns:
             return []
-        inst = ctx.instrument(tick.asset)
-        bid, ask = self.desired(tick.mid, ctx.position(tick.asset), inst.tick_size, tick.bid, tick.ask)
+        bid, ask = self.desired(tick.mid, ctx.position(tick.asset), inst.tick_size, tick.bid, tick.ask, advice.spread_mult, qty)
         out: list[Intent] = []
         threshold = inst.tick_size * self.requote_ticks
         for side, price in ((Side.BUY, bid), (Side.SELL, ask)):
@@ -70,8 +82,9 @@ class QuoteStrategy(Strategy):
             if price is not None:
                 out.append(
                     ctx.place(
-                        tick.asset, side, self.order_qty, price=price, order_type=OrderType.LIMIT, tag=tag,
-                        rationale=f"{tag} {price} mid={tick.mid} inv={ctx.position(tick.asset)}",
+                        tick.asset, side, qty, price=price, order_type=OrderType.LIMIT, tag=tag, risk_tags=("quote",),
+                        rationale=f"{tag} {price} mid={tick.mid} inv={ctx.position(tick.asset)}"
+                        + (f" {advice.mode.value} {advice.reason}" if advice.mode is not QuoteMode.NORMAL else ""),
                     )
                 )
         if out:

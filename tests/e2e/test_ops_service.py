@@ -3,6 +3,7 @@ shutdown, the scheduler stopped, alerts of a failing job reach the outbox."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -88,6 +89,9 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
         [check] = [c for c in checks if c.name == "incident report"]
         assert not check.ok and "no root cause" in check.detail
         await ops.incidents.annotate(inc.incident_id, "root_cause", "drill", by="alice")
+        # spec 16.1 "risk limits reset/confirmed": the risk part's checklist item needs the operator's confirmation
+        assert [c for c in checks if c.name == "limits_confirmed" and not c.ok]
+        await svc.engine.call(lambda: svc.risk.confirm_limits("alice"))
         ok, _ = await svc.engine.call(lambda: safety.resume("alice"))
         assert ok and safety.state is TradingState.ACTIVE
         await ops.incidents.drain()
@@ -126,6 +130,13 @@ async def test_a_failing_job_alerts_the_operator_through_the_outbox(db: DB, tmp_
     try:
         await ops.scheduler.run_now("boom")
         await ops.outbox_alert.drain()
+        # a failed daily summary books one retry on the same scheduler
+        ops.scheduler.start()
+        ops._retry_daily(3600)
+        ops._retry_daily(3600)
+        retry = ops.scheduler.next_run_times()["daily-summary-retry"]
+        assert retry is not None and 3590 < (retry - datetime.now(UTC)).total_seconds() <= 3600
+        await ops.scheduler.stop(1)
         async with engine.connect() as conn:
             rows = (await conn.execute(select(OutboxRow.severity, OutboxRow.dedup_key, OutboxRow.text))).all()
     finally:

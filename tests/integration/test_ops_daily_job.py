@@ -139,3 +139,33 @@ async def test_missed_run_beyond_grace_is_not_sent_late_but_the_operator_is_told
     # the next day goes out as usual
     assert await restarted.drive(datetime(2026, 6, 3, 20, tzinfo=UTC)) == ["sent"]
     assert restarted.built == [date(2026, 6, 3)]
+
+
+async def test_a_failed_attempt_is_retried_until_sent_or_past_the_grace_time(engine: AsyncEngine) -> None:
+    clock = ManualClock(ns(datetime(2026, 6, 1, 19, 0, 0, 5000, tzinfo=UTC)))  # just after 21:00 CEST
+    h = Harness(engine, clock)
+    retries: list[float] = []
+    h.job.schedule_retry = retries.append
+    real_build = h.job.build
+    failures = [OSError("database is locked")]
+
+    async def flaky(day: date) -> Summary:
+        if failures:
+            raise failures.pop()
+        return await real_build(day)
+
+    h.job.build = flaky
+    with pytest.raises(OSError):
+        await h.job()  # as the scheduler calls it: the runner alerts, the retry is booked
+    assert retries == [60.0]
+    clock.advance(60 * 1_000_000_000)
+    await h.job()
+    assert h.job.sent == [date(2026, 6, 1)] and retries == [60.0]
+    # past the grace time a retry gives up and tells the operator instead
+    clock.set(ns(datetime(2026, 6, 2, 19, 0, 1, tzinfo=UTC)))
+    failures.append(OSError("disk full"))
+    with pytest.raises(OSError):
+        await h.job()
+    clock.advance(GRACE_S * 1_000_000_000)
+    assert await h.job.run() == "missed"
+    assert [key for _, key, _ in h.alerts] == ["daily-summary-missed:2026-06-02"]

@@ -178,3 +178,38 @@ async def test_job_ids_are_unique() -> None:
     sch.every("a", "a", noop, 10)
     with pytest.raises(ValueError, match="already scheduled"):
         sch.every("a", "a", noop, 10)
+
+
+async def test_runs_missed_within_grace_coalesce_into_one_and_beyond_grace_alert() -> None:
+    """APScheduler itself (wall time): three missed interval runs within the grace time run once; a run
+    missed by more than the grace time does not run and the operator is told."""
+    from datetime import UTC, datetime, timedelta
+
+    from apscheduler.events import EVENT_JOB_MISSED
+
+    alerts = Alerts()
+    sch = OpsScheduler(clock=ManualClock(0), alert=alerts, grace_s=300)
+    calls: list[int] = []
+
+    async def job() -> None:
+        calls.append(1)
+
+    runner = sch.every("late", "late job", job, 60, grace_s=300)
+    sch.every("very-late", "very late job", job, 2000, grace_s=300)
+    now = datetime.now(UTC)
+    sch.aps.modify_job("late", next_run_time=now - timedelta(seconds=150))  # due at -150, -90 and -30 s
+    sch.aps.modify_job("very-late", next_run_time=now - timedelta(seconds=1000))
+    ran = wait_for_event(sch, EVENT_JOB_EXECUTED, "late")
+    missed = wait_for_event(sch, EVENT_JOB_MISSED, "very-late")
+    sch.start()
+    try:
+        async with asyncio.timeout(5):
+            await ran.wait()
+            await missed.wait()
+        next_late = sch.next_run_times()["late"]
+        assert next_late is not None and next_late > now  # the schedule goes on from now
+    finally:
+        await sch.stop(1)
+    assert runner.status.runs == 1 and len(calls) == 1
+    assert sch.status()["very-late"].missed == 1 and sch.status()["very-late"].runs == 0
+    assert [(sev, key) for sev, key, _ in alerts.items] == [("WARNING", "job-missed:very-late")]
