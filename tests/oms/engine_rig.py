@@ -130,7 +130,7 @@ async def start_rig(
         mode=Mode.DRY_RUN,
         clock=clock,
         audit=audit,
-        risk=RiskEngine(RiskLimits(max_trade_qty=Decimal("10"), max_order_notional=Decimal("100000"), max_position_qty=Decimal("100"))),
+        risk=RiskEngine(RiskLimits(max_trade_qty=Decimal("10"), max_order_notional=Decimal("100000"), max_position_qty=Decimal("100")), safety),
         oms=oms,
         portfolio=portfolio,
         market=MarketState(),

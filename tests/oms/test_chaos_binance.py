@@ -91,9 +91,13 @@ async def _world(fake: FakeBinance, **venue_overrides: Any) -> BinanceWorld:
     )
     live.venue.set_report_sink(sink)
     await live.start()
-    await fake.wait_for_ws_clients(2)
-    await statuses.wait_for(is_status("user", True))
-    rig = await start_rig(live.venue, live.venue.instruments, clock, limits=OmsLimits(grace_window_s=3), feed=feed, set_sink=False)
+    try:
+        await fake.wait_for_ws_clients(2)
+        await statuses.wait_for(is_status("user", True))
+        rig = await start_rig(live.venue, live.venue.instruments, clock, limits=OmsLimits(grace_window_s=3), feed=feed, set_sink=False)
+    except BaseException:
+        await live.stop("set-up failed")
+        raise
     box["rig"] = rig
     return BinanceWorld(fake, live, rig, clock, feed, reports, statuses, sleeps)
 
