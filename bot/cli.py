@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
             pd.add_argument("--yes", action="store_true", help="confirm that audit history may be dropped")
         pd.set_defaults(func=cmd_db)
 
+    from bot import replay_cli  # light: the replay machinery is imported only when the command runs
+
+    replay_cli.register(sub)
     for register in COMMANDS:
         register(sub)
     return parser

@@ -82,22 +82,32 @@ class MarketSettings(Section):
 
 
 class InstrumentSettings(Section):
-    """Instrument definition for the simulated venue (live venues load theirs from the venue)."""
+    """Instrument definition for the simulated venue (spec 8.8; live venues load theirs from the venue)."""
 
     tick_size: Decimal = Field(Decimal("0.01"), gt=0)
     lot_size: Decimal = Field(Decimal("0.00001"), gt=0)
     min_qty: Decimal = Field(Decimal("0.00001"), ge=0)
+    max_qty: Decimal | None = Field(None, gt=0, description="largest order quantity (none: unlimited)")
     min_notional: Decimal = Field(Decimal("5"), ge=0)
     maker_fee: Decimal = Field(Decimal("0.001"), ge=Decimal("-0.01"), le=Decimal("0.01"))
     taker_fee: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.01"))
-    gas: Decimal = Field(Decimal("0"), ge=0)
+    gas: Decimal = Field(Decimal("0"), ge=0, description="fixed cost per fill in the quote currency (on-chain venues)")
     contract_size: Decimal = Field(Decimal("1"), gt=0)
+    semantics: Literal["spot", "contracts"] = Field("spot", description="position in base units (spot) or signed contracts")
+    venue_symbol: str | None = Field(None, description="the venue's own symbol (default BASE+QUOTE, e.g. BTCUSDT)")
+    chain: str | None = None
+    network: str | None = None
 
 
 class SimSettings(Section):
-    seed: int = 1
-    ack_latency_ms: int = Field(0, ge=0, le=60_000)
-    balances: dict[str, Decimal] = Field(default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("0")})
+    seed: int = Field(1, description="seeds the simulated venue's latency jitter (REPLAY reuses the run's seed)")
+    ack_latency_ms: int = Field(0, ge=0, le=60_000, description="request -> matching engine, in event time")
+    latency_jitter_ms: int = Field(0, ge=0, le=60_000, description="uniform extra latency drawn from the seed")
+    l1_extra_levels: int = Field(20, ge=0, le=10_000, description="L1-only slippage model: levels one tick apart")
+    fill_on_touch: bool = Field(True, description="a resting order fills when the opposite best price reaches it")
+    enforce_balances: bool = Field(True, description="spot: refuse orders beyond the free balance (-2010)")
+    history: int = Field(10_000, ge=100, le=1_000_000, description="terminal orders and fills kept for lookups")
+    balances: dict[str, Decimal] = Field(default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("1")})
     instruments: dict[str, InstrumentSettings] = Field(default_factory=lambda: {"BTC/USDT": InstrumentSettings()})
 
 
@@ -311,6 +321,29 @@ class TelegramSettings(Section):
     max_price_drift_bps: Decimal = Field(Decimal("50"), gt=0, le=Decimal("10000"))
     totp_secret: SecretStr | None = Field(None, description="optional TOTP second factor on /arm; environment only")
     four_eyes_notional: Decimal | None = Field(None, gt=0, description="intents above this notional need a second user's confirmation")
+    alert_chat_ids: tuple[int, ...] = Field((), description="chats that receive alerts and staged intents; empty = every allowed chat")
+    commands_per_minute: int = Field(20, ge=1, le=600, description="per-user command budget (moving window of one minute)")
+    lockout_after_failures: int = Field(3, ge=1, le=50, description="failures (bad hash, malformed command, unauthorized attempt) that lock a user out")
+    failure_window_s: int = Field(600, ge=10, le=86_400, description="failures older than this are forgotten")
+    lockout_base_s: int = Field(60, ge=1, le=86_400, description="first lockout; each further lockout lasts 4x longer")
+    lockout_max_s: int = Field(86_400, ge=1, le=7 * 86_400, description="longest lockout")
+    mandate_max_ttl_s: int = Field(4 * 3600, ge=60, le=7 * 86_400, description="longest mandate expiry an operator may ask for")
+    alert_dedup_s: int = Field(60, ge=0, le=86_400, description="an alert with the same key within this time is suppressed (counted)")
+    info_alerts_per_minute: int = Field(20, ge=1, le=1000, description="INFO alerts beyond this per minute are suppressed (counted)")
+    unauthorized_alert_interval_s: int = Field(300, ge=1, le=86_400, description="at most one unauthorized-attempt alert per this time")
+    strategy_push_interval_s: int = Field(30, ge=1, le=3600, description="at most one staged strategy intent pushed per strategy per this time")
+    send_rate_per_s: float = Field(30.0, gt=0, le=1000, description="outgoing message rate (Telegram allows about 30/s)")
+    outbox_retry_max_s: float = Field(60.0, ge=0.05, le=3600, description="longest backoff between delivery attempts of an alert")
+    gate_in_dry_run: bool = Field(False, description="DRY_RUN rehearsal: strategy intents are staged for confirmation or a mandate as in LIVE")
+
+    @model_validator(mode="after")
+    def _allowlists(self) -> "TelegramSettings":
+        stray = set(self.alert_chat_ids) - set(self.allowed_chat_ids)
+        if stray:
+            raise ValueError(f"telegram.alert_chat_ids {sorted(stray)} are not in allowed_chat_ids")
+        if self.lockout_max_s < self.lockout_base_s:
+            raise ValueError("telegram.lockout_max_s must be at least lockout_base_s")
+        return self
 
 
 class KeysSettings(Section):

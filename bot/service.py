@@ -22,16 +22,30 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
-from bot.config import LoadedConfig, Settings
+from bot.config import LoadedConfig, Settings, TelegramSettings, public_dict
+from bot.control.approval import ConfigApproval
 from bot.control.arming import Arming
-from bot.domain.instrument import FeeModel, Instrument
+from bot.control.auth import Gatekeeper
+from bot.control.events import ControlEvents
+from bot.control.fmt import esc
+from bot.control.gate import GatedVenue, LiveGate, SafetyGate
+from bot.control.lockout import Lockouts
+from bot.control.notifier import LogNotifier, OutboxNotifier
+from bot.control.plane import ControlPlane
+from bot.control.ratelimit import CommandRateLimiter
+from bot.control.stager import Stager
+from bot.control.staging import IntentBook
+from bot.control.telegram_bot import TelegramControl
+from bot.control.views import daily_pnl_line, reconciliation_line
+from bot.domain.instrument import FeeModel, Instrument, PositionSemantics
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
 from bot.domain.position import Portfolio
 from bot.engine.clock import ManualClock, WallClock
-from bot.engine.loop import AutoGate, Engine, StrategyMeta
+from bot.engine.loop import AutoGate, Engine, ExecutionGate, StrategyMeta
 from bot.engine.market_state import MarketState
-from bot.engine.registry import code_hash, load_strategy_class, params_hash
+from bot.engine.recorder import MarketRecorder, RecordedDataError, RecordedFeed
+from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class, params_hash
 from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
@@ -48,7 +62,10 @@ from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CH
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
+from bot.store.kv import KVStore
 from bot.store.migrate import check_schema
+from bot.store.outbox import OutboxRepo
+from bot.strategies.manual import ManualStrategy
 
 log = logging.getLogger("bot.service")
 
@@ -74,19 +91,26 @@ def sim_instruments(settings: Settings) -> dict[str, Instrument]:
         if spec is None:
             raise StartupError(f"sim.instruments has no entry for {asset}: add [sim.instruments.\"{asset}\"] to the configuration")
         base, quote = asset.split("/")
-        out[asset] = Instrument(
-            symbol=asset,
-            venue="sim",
-            venue_symbol=base + quote,
-            base=base,
-            quote=quote,
-            tick_size=spec.tick_size,
-            lot_size=spec.lot_size,
-            min_qty=spec.min_qty,
-            min_notional=spec.min_notional,
-            contract_size=spec.contract_size,
-            fees=FeeModel(maker=spec.maker_fee, taker=spec.taker_fee, gas=spec.gas),
-        )
+        try:
+            out[asset] = Instrument(
+                symbol=asset,
+                venue="sim",
+                venue_symbol=spec.venue_symbol or base + quote,
+                base=base,
+                quote=quote,
+                tick_size=spec.tick_size,
+                lot_size=spec.lot_size,
+                min_qty=spec.min_qty,
+                max_qty=spec.max_qty,
+                min_notional=spec.min_notional,
+                contract_size=spec.contract_size,
+                semantics=PositionSemantics(spec.semantics),
+                fees=FeeModel(maker=spec.maker_fee, taker=spec.taker_fee, gas=spec.gas),
+                chain=spec.chain,
+                network=spec.network,
+            )
+        except ValueError as exc:
+            raise StartupError(f"sim.instruments.\"{asset}\": {exc}") from None
     return out
 
 
@@ -96,7 +120,10 @@ def build_strategies(settings: Settings) -> tuple[list[Strategy], dict[str, Stra
     for spec in settings.strategies:
         if not spec.enabled:
             continue
-        cls = load_strategy_class(spec.name)
+        try:
+            cls = load_strategy_class(spec.name)
+        except (UnknownStrategy, TypeError) as exc:
+            raise StartupError(f"strategies[{spec.id}]: {exc}") from None
         assets = spec.assets or settings.market.assets
         try:
             strat = cls(spec.id, spec.params, assets)
@@ -104,6 +131,10 @@ def build_strategies(settings: Settings) -> tuple[list[Strategy], dict[str, Stra
             raise StartupError(f"strategies[{spec.id}] ({spec.name}): {exc}") from None
         strategies.append(strat)
         meta[spec.id] = StrategyMeta(code_hash(cls), params_hash(spec.params))
+    if not any(isinstance(st, ManualStrategy) for st in strategies) and "manual" not in meta:
+        # operators' orders (/intent manual ...) need a strategy to belong to: always present, trades nothing alone
+        strategies.append(ManualStrategy("manual", {}, settings.market.assets))
+        meta["manual"] = StrategyMeta(code_hash(ManualStrategy), params_hash({}))
     return strategies, meta
 
 
@@ -131,13 +162,28 @@ class Service:
     ops: OpsRuntime | None = None
     reconciler: Reconciler | None = None  # ops schedules it (OpsDeps.reconciler = SchedulerSteps(reconciler))
     safety: SafetyController | None = None
+    control: Control | None = None
+    recorder: MarketRecorder | None = None  # market data recording (DRY_RUN, LIVE)
+    start_ns: int = 0  # the clock at build: where a replay's injected clock starts
 
     @property
     def settings(self) -> Settings:
         return self.loaded.settings
 
 
-async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: MarketFeed | None = None, config_hint: str = "") -> Service:
+async def build(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock | None = None,
+    feed: MarketFeed | None = None,
+    config_hint: str = "",
+    control_clock: Clock | None = None,
+    run_id: str | None = None,
+    id_prefix: str | None = None,
+) -> Service:
+    """Build everything for the configured mode. REPLAY needs ``clock`` (an injected ManualClock: never wall
+    time) and ``feed`` (recorded data); ``bot replay`` passes them, plus the recorded run's ``id_prefix`` so
+    intent and order ids come out the same."""
     s = loaded.settings
     if s.mode is Mode.LIVE:
         raise StartupError(
@@ -146,6 +192,20 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         )
     if s.market.venue != "sim":
         raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+    if s.mode is Mode.REPLAY and not (isinstance(clock, ManualClock) and feed is not None):
+        raise StartupError(
+            "mode REPLAY re-runs recorded data with an injected clock: use 'bot replay --run RUN_ID' or "
+            "'bot replay --data FILE --strategy NAME' (bot run serves DRY_RUN)"
+        )
+    if feed is None and s.market.feed == "recorded":
+        if s.market.recorded_file is None:
+            raise StartupError("market.feed = 'recorded' needs market.recorded_file")
+        try:
+            feed = RecordedFeed([s.market.recorded_file])
+        except RecordedDataError as exc:
+            raise StartupError(str(exc)) from None
+    elif feed is None and s.market.feed == "venue":
+        raise StartupError("market.feed = 'venue' needs the live venue adapter, which this build does not have")
     if clock is None and s.market.venue == "sim":
         # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
         # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
@@ -155,24 +215,59 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
-    except Exception:
-        await db.dispose()
+        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock)
+    except BaseException:
+        await db.dispose()  # a refused start leaves no connection behind
         raise
-    run_id = uuid.uuid4().hex
+
+
+async def _assemble(
+    loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None,
+    control_clock: Clock | None,
+) -> Service:
+    s = loaded.settings
+    run_id = run_id or uuid.uuid4().hex
     version = version_hash()
     audit = AuditStore(
         db, run_id=run_id, mode=s.mode.value, version_hash=version, config_hash=loaded.hash, now_ns=clock.now_ns, batch_size=s.store.batch_size
     )
     instruments = sim_instruments(s)
-    venue = SimulatedVenue(instruments, clock, balances=s.sim.balances)
+    syn = s.market.synthetic
+    start_ns = clock.now_ns()
+    # the simulated venue lives in event time in every mode: its clock follows the market data it is fed
+    sim_clock = clock if isinstance(clock, ManualClock) else ManualClock(start_ns)
+    sim = s.sim
+    venue = SimulatedVenue(
+        instruments,
+        sim_clock,
+        balances=sim.balances,
+        ack_latency_ns=sim.ack_latency_ms * 1_000_000,
+        latency_jitter_ns=sim.latency_jitter_ms * 1_000_000,
+        seed=sim.seed,
+        l1_extra_levels=sim.l1_extra_levels,
+        fill_on_touch=sim.fill_on_touch,
+        enforce_balances=sim.enforce_balances,
+        history=sim.history,
+        follow_clock=sim_clock is not clock,  # the engine already moves a clock it shares with the venue
+        balance_positions=True,  # spot positions as a real venue has them: the OMS takes its baseline at start-up
+    )
     portfolio = Portfolio()
     market = MarketState()
     # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
     safety = SafetyController(audit, clock, required_checks=RECOVERY_CHECKLIST)
-    id_prefix = run_id[:12]  # from the run id: client order ids stay unique across restarts
+    id_prefix = id_prefix or run_id[:12]  # from the run id: client order ids stay unique across restarts
     tap = VenueTap(venue, clock)  # risk's view of the venue: order-ack latency samples and errors
+    # the control plane: the execution gate and, in front of the venue, its guard (in LIVE no order without arming
+    # and a confirmation). The operator's clock (arming, staged intents, message age, lockouts) is the wall clock,
+    # except in REPLAY, where nothing may follow wall time
+    if control_clock is None:
+        control_clock = clock if s.mode is Mode.REPLAY else WallClock()
+    control = build_control_core(
+        s.telegram, mode=s.mode, clock=control_clock, audit=audit, venue=tap, instruments=instruments,
+        market=market, portfolio=portfolio, safety=safety,
+    )
     oms = OrderManager(
-        venue=tap,
+        venue=control.venue,
         venue_name=venue.name,
         portfolio=portfolio,
         audit=audit,
@@ -204,16 +299,21 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
         instruments=instruments,
         strategies=strategies,
         strategy_meta=meta,
-        gate=AutoGate(),
+        gate=control.gate,
         id_prefix=id_prefix,
         queue_size=s.engine.queue_size,
     )
-    venue.set_report_sink(engine.on_report)
+    control.venue.set_report_sink(engine.on_report)  # through the guard to the venue: fills and rejects are alerted
     engine.tick_listeners.append(venue.on_tick)
+    engine.book_listeners.append(venue.on_book)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
+    recorder = None
+    if s.market.record and s.mode is not Mode.REPLAY:
+        recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
+        engine.market_listeners.append(recorder)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     connect_tap(tap, runtime)
-    arming = Arming(clock, audit, s.telegram.arm_max_ttl_s)
+    arming = control.arming  # in the operator's (wall) clock
 
     def revoke_arming(old: TradingState, new: TradingState, code: Any, reason: str) -> None:
         if new is not TradingState.ACTIVE:  # any automatic halt revokes arming: LIVE needs a human re-arm
@@ -221,7 +321,6 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
 
     safety.add_listener(revoke_arming)
     if feed is None:
-        syn = s.market.synthetic
         first = next(iter(instruments.values()))
         feed = SyntheticFeed(
             s.market.assets,
@@ -231,13 +330,21 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
             size=syn.size,
             step_ticks=syn.step_ticks,
             spread_ticks=syn.spread_ticks,
-            start_ns=parse_utc(syn.start_ts) if syn.start_ts else clock.now_ns(),
+            start_ns=start_ns,
             interval_s=syn.interval_ms / 1000,
             max_ticks=syn.max_ticks,
         )
-    # operations: the one scheduler and its jobs (bot/ops). Alerts go straight to the outbox until the control
-    # plane's Notifier is wired (then: alert=notifier.alert, deliver_outbox=..., arming=..., expiry=...).
-    ops = OpsRuntime(
+    svc = Service(
+        loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, reconciler=reconciler, safety=safety,
+        control=control, recorder=recorder, start_ns=start_ns,
+    )
+    if s.mode is Mode.REPLAY:
+        # no scheduler and no operator in REPLAY: their wall-time jobs and commands would call into the engine at
+        # moments no recording holds, and a replay is reproducible only from its events
+        return svc
+    # operations: the one scheduler and its jobs (bot/ops). With Telegram, the control plane gives ops its
+    # Notifier, the delivery nudge and the expiry jobs (intents, arming); without it ops writes alerts to the outbox.
+    ops = svc.ops = OpsRuntime(
         OpsDeps(
             settings=s, clock=clock, db=db, engine=engine, run=RunInfo(run_id, s.mode.value, version, loaded.hash), flush=audit.flush,
             reconciler=SchedulerSteps(reconciler), venue=venue, on_safe=oms.rec.on_safe, safety=safety,
@@ -245,6 +352,7 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
                 "trading_state": runtime.status,  # the risk status: state, code, reason, lockouts, throttles...
                 "arming": lambda: {"armed": arming.is_armed(), "armed_by": arming.armed_by, "expires_ns": arming.expires_ns},
             },
+            **control.ops_hooks(),
         )
     )
     oms.rec.alert = ops.alert
@@ -254,9 +362,42 @@ async def build(loaded: LoadedConfig, *, clock: Clock | None = None, feed: Marke
     runtime.alert_global_halts = False
     # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
     safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
-    return Service(
-        loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, ops=ops, reconciler=reconciler, safety=safety
+    control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
+    await build_control_plane(
+        control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
+        run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
+        report_provider=_report_provider(ops), incidents=ops.incidents,
+        reconciliation=_reconciliation_status(reconciler, clock), pnl_today=_pnl_status(runtime, first.quote),
     )
+    return svc
+
+
+def _reconciliation_status(reconciler: Reconciler, clock: Clock) -> Any:
+    def line() -> str | None:
+        res = reconciler.last_result
+        if res is None:
+            return "not run yet"
+        age = (clock.now_ns() - res.apply_ns) / 1e9 if res.apply_ns else None
+        return reconciliation_line(res.ok, res.problems + res.errors, age)
+
+    return line
+
+
+def _pnl_status(runtime: RiskRuntime, quote: str) -> Any:
+    def line() -> str | None:
+        st = runtime.status()
+        pnl = st.get("daily_pnl")
+        return None if pnl is None else daily_pnl_line(pnl, st.get("max_daily_loss"), quote)
+
+    return line
+
+
+def _report_provider(ops: OpsRuntime) -> Any:
+    async def report() -> tuple[str, bytes | None]:
+        summary = await ops.reports.daily()
+        return summary.text_html, summary.png_bytes
+
+    return report
 
 
 def _mid(market: MarketState, asset: str) -> Decimal | None:
@@ -270,6 +411,30 @@ async def _call_now(fn: Any) -> Any:
     if asyncio.iscoroutine(result):
         result = await result
     return result
+
+
+def run_start_data(service: Service) -> dict[str, Any]:
+    """What a later 'bot replay --run' needs: the effective configuration (secrets masked), the id prefix,
+    the clock at start, the seeds, the strategies' names, parameters and code hashes, where data is recorded."""
+    engine, s = service.engine, service.settings
+    return {
+        "overrides": service.loaded.overrides,
+        "config": public_dict(s),
+        "id_prefix": engine.id_prefix,
+        "start_ns": service.start_ns,
+        "seeds": {"sim": s.sim.seed, "synthetic": s.market.synthetic.seed},
+        "strategies": {
+            sid: {
+                "name": strat.name,
+                "class": f"{type(strat).__module__}:{type(strat).__qualname__}",
+                "params": strat.params,
+                "code_hash": engine.strategy_meta[sid].code_hash if sid in engine.strategy_meta else "",
+                "params_hash": engine.strategy_meta[sid].params_hash if sid in engine.strategy_meta else "",
+            }
+            for sid, (strat, _ctx) in engine.strategies.items()
+        },
+        "record_dir": str(s.market.record_dir) if service.recorder is not None else None,
+    }
 
 
 async def _every(stop: asyncio.Event, interval_s: float, fn: Any) -> None:
@@ -300,10 +465,7 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         {
             "run_kind": "start",
             "detail": f"mode={s.mode.value} store={redacted_url(s.store.url)} source={service.loaded.source}",
-            "data": {
-                "overrides": service.loaded.overrides,
-                "strategies": {k: {"code_hash": v.code_hash, "params_hash": v.params_hash} for k, v in engine.strategy_meta.items()},
-            },
+            "data": run_start_data(service),
         },
     )
     log.info(
@@ -312,6 +474,9 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
     )
     for key in service.loaded.overrides:
         log.warning("mode override in effect for %s: %s", s.mode.value, key)
+    control = service.control
+    if control is not None and service.ops is not None:  # REPLAY has no operator to tell
+        control.announce_start(s.mode.value, service.version, service.loaded.hash)
     await audit.flush()
     stop = service.stop_event
     if service.reconciler is not None:
@@ -319,10 +484,21 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         await service.reconciler.take_baseline(_call_now)
         await audit.flush()
     ops = service.ops
+    background: list[asyncio.Task[None]] = []
     if ops is not None:
         await ops.start()  # the scheduler: heartbeat, audit flush, reconciliation, snapshots, daily summary...
-    # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
-    risk_timer = asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer")
+        # wakes the engine when no market data arrives: staleness, time limits and the kill file still get checked
+        # (not in REPLAY: there the recorded events alone drive the engine, or it would not be reproducible)
+        background.append(asyncio.create_task(_every(stop, s.risk.timer_interval_s, lambda: engine.call(_noop)), name="risk-timer"))
+    else:  # REPLAY: the heartbeat and the periodic audit flush only (neither decides anything)
+        background += [
+            asyncio.create_task(_every(stop, s.engine.heartbeat_interval_s, lambda: log.info(engine.heartbeat_line())), name="heartbeat"),
+            asyncio.create_task(_every(stop, s.store.flush_interval_ms / 1000, audit.flush), name="audit-flush"),
+        ]
+    if service.recorder is not None:
+        background.append(asyncio.create_task(_every(stop, 1.0, service.recorder.flush), name="market-data-flush"))
+    if control is not None and ops is not None:
+        control.start()  # Telegram: polling and alert delivery
     engine_task = asyncio.create_task(_engine_main(engine, service.feed), name="engine")
     stopper = asyncio.create_task(stop.wait(), name="stop-wait")
     exit_code = 0
@@ -335,8 +511,9 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         log.info("stopping: intake closed, cancelling resting orders")
         if ops is not None:
             await ops.stop(s.engine.shutdown_timeout_s)  # no scheduled job starts or calls into the engine any more
-        risk_timer.cancel()
-        await asyncio.gather(risk_timer, return_exceptions=True)
+        for task in background:  # the risk timer first: nothing calls into the engine any more
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         engine.stop()
         try:
             await asyncio.wait_for(asyncio.shield(engine_task), s.engine.shutdown_timeout_s)
@@ -350,11 +527,25 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         except Exception:
             log.exception("shutdown: cancelling resting orders failed")
             exit_code = 1
+        if service.recorder is not None:
+            service.recorder.close()
         if ops is not None:
             await ops.final_snapshot()
         log.info(engine.heartbeat_line())
-        audit.record("run", {"run_kind": "stop", "detail": engine.heartbeat_line()})
-        await audit.flush()
+        c = engine.counters
+        audit.record(
+            "run",
+            {
+                "run_kind": "stop",
+                "detail": engine.heartbeat_line(),
+                "data": {"events": c.events, "ticks": c.ticks, "decisions": c.decisions, "intents": c.intents, "orders": c.orders, "fills": c.fills},
+            },
+        )
+        if control is not None and ops is not None:
+            control.announce_stop(engine.heartbeat_line())
+        await engine.flush_audit()
+        if control is not None and ops is not None:
+            await control.stop()  # delivers what is due (bounded), then stops polling
         await service.venue.close()
         await service.db.dispose()
         if install_signals:
@@ -370,3 +561,160 @@ def _noop() -> None:
 async def _engine_main(engine: Engine, feed: MarketFeed) -> None:
     await engine.start()
     await engine.run(feed)
+
+
+# ----------------------------------------------------------------------------- control plane (issue 7)
+@dataclass
+class Control:
+    """The control plane's parts. ``plane`` and ``telegram`` exist only when telegram.token is set."""
+
+    safety: SafetyController
+    arming: Arming
+    book: IntentBook
+    stager: Stager
+    gate: ExecutionGate
+    live_gate: LiveGate | None
+    venue: GatedVenue  # what the OMS talks to
+    notifier: Any
+    events: ControlEvents
+    require_arming: bool
+    clock: Clock
+    token: bool
+    plane: ControlPlane | None = None
+    telegram: TelegramControl | None = None
+    approval: ConfigApproval | None = None
+
+    def announce_start(self, mode: str, version: str, config_hash: str) -> None:
+        self.notifier.alert("INFO", f"service:start:{config_hash}", f"▶️ <b>Service started</b>: {esc(mode)}, v{esc(version)}, config {config_hash[:10]}.")
+        notice = self.approval.notice_html() if self.approval is not None else None
+        if notice:
+            self.notifier.alert("WARNING", f"config:{config_hash}", notice)
+
+    def announce_stop(self, detail: str) -> None:
+        self.notifier.alert("WARNING", "service:stop", f"⏹ <b>Service stopping</b>: {esc(detail)}")
+
+    def ops_hooks(self) -> dict[str, Any]:
+        """What ops (OpsDeps) takes from the control plane: alerts, the delivery nudge, expiry jobs, arming."""
+        if not self.token:
+            return {}  # no Telegram: nothing can be armed or staged; ops' own outbox fallback takes the alerts
+        return {
+            "expiry": {"intents": lambda: self.book.expire_due(self.clock.now_ns())},
+            "arming": self.arming,
+            "alert": lambda severity, key, text: self.notifier.alert(severity, key, esc(text)),  # ops passes plain text
+            "deliver_outbox": self._nudge_delivery,
+        }
+
+    async def _nudge_delivery(self) -> None:
+        """Ops' outbox job: wake the delivery worker (rows written by ops itself do not pass the audit flush)."""
+        if self.telegram is not None:
+            self.telegram.delivery.wake()
+
+    def start(self) -> None:
+        if self.telegram is not None:
+            self.telegram.start()
+
+    async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop()
+
+
+def build_control_core(
+    t: TelegramSettings,
+    *,
+    mode: Mode,
+    clock: Clock,
+    audit: AuditStore | Any,
+    venue: Any,
+    instruments: dict[str, Instrument],
+    market: MarketState,
+    portfolio: Portfolio,
+    safety: SafetyController | None = None,
+) -> Control:
+    """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    safety = safety or SafetyController(audit, clock)
+    require_arming = mode is Mode.LIVE
+    arming = Arming(clock, audit, t.arm_max_ttl_s)
+    book = IntentBook()
+    stager = Stager(
+        book=book, clock=clock, arming=arming, require_arming=require_arming, instruments=instruments, market=market,
+        intent_ttl_s=t.intent_ttl_s, four_eyes_notional=t.four_eyes_notional,
+    )
+    live_gate: LiveGate | None = None
+    gate: ExecutionGate
+    if mode is Mode.LIVE or t.gate_in_dry_run:
+        live_gate = LiveGate(
+            clock=clock, audit=audit, book=book, stager=stager, arming=arming, safety=safety, require_arming=require_arming,
+            market=market, portfolio=portfolio, instruments=instruments, push_interval_s=t.strategy_push_interval_s,
+        )
+        gate = live_gate
+    else:
+        gate = SafetyGate(AutoGate(), safety, audit)
+    chats = t.alert_chat_ids or t.allowed_chat_ids
+    notifier: Any = (
+        OutboxNotifier(audit, chats, clock, dedup_s=t.alert_dedup_s, info_per_minute=t.info_alerts_per_minute)
+        if t.token is not None else LogNotifier()
+    )
+    events = ControlEvents(notifier=notifier, clock=clock, arming=arming, book=book, instruments=instruments, require_arming=require_arming)
+    safety.add_listener(events.on_trading_state)
+    arming.add_listener(events.on_arming)
+    gated = GatedVenue(venue, live_gate, [events.on_report])
+    if live_gate is not None:
+        live_gate.mandate_end_listeners.append(events.on_mandate_end)
+    return Control(safety, arming, book, stager, gate, live_gate, gated, notifier, events, require_arming, clock, t.token is not None)
+
+
+async def build_control_plane(
+    control: Control,
+    t: TelegramSettings,
+    *,
+    engine: Engine,
+    db: AsyncEngine | None,
+    config_hash: str,
+    config_public: dict[str, Any],
+    version: str,
+    run_id: str,
+    kill_file: Path | None = None,
+    request: Any = None,
+    delivery_now_ns: Any = None,
+    kv: Any = None,
+    report_provider: Any = None,
+    job_queue: Any = None,
+    incidents: Any = None,
+    reconciliation: Any = None,
+    pnl_today: Any = None,
+) -> None:
+    """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
+
+    ``request`` (a PTB BaseRequest) and ``kv`` replace the HTTP client and the state table in fast tests.
+    """
+    if t.token is None:
+        return
+    if not t.allowed_chat_ids or not t.allowed_user_ids:
+        raise StartupError(
+            "telegram.token is set but telegram.allowed_chat_ids or telegram.allowed_user_ids is empty: nobody could control "
+            "the bot. Name at least one chat id and one user id (both must match for a command to take effect)."
+        )
+    clock, audit = control.clock, engine.audit
+    kv = kv or KVStore(db, clock.now_ns)  # type: ignore[arg-type]
+    lockouts = Lockouts(
+        kv, clock, audit, threshold=t.lockout_after_failures, window_s=t.failure_window_s, base_s=t.lockout_base_s, max_s=t.lockout_max_s
+    )
+    await lockouts.load()
+    approval = ConfigApproval(kv, audit, clock, current_hash=config_hash, current_public=config_public)
+    await approval.load()
+    plane = ControlPlane(
+        engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
+        stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
+        version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
+        reconciliation=reconciliation, pnl_today=pnl_today,
+    )
+    gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
+    telegram = TelegramControl(
+        t, plane, gatekeeper, OutboxRepo(db), now_ns=delivery_now_ns or time.time_ns, alert_chat_ids=t.alert_chat_ids or t.allowed_chat_ids,
+        request=request, job_queue=job_queue,
+    )
+    if isinstance(audit, AuditStore):
+        audit.outbox_listeners.append(telegram.delivery.wake)
+    if control.live_gate is not None:
+        control.live_gate.staged_listeners.append(telegram.announce)
+    control.plane, control.telegram, control.approval = plane, telegram, approval

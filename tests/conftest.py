@@ -18,6 +18,15 @@ from bot.store.db import create_engine
 # warning would replace the real exception (measured with the fake Bot API server).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
+@pytest.fixture(autouse=True)
+def pristine_decimal_context() -> Iterator[None]:
+    """Every test starts with the default decimal context. ccxt changes the context it runs in (ROUND_HALF_UP,
+    Underflow trapped); a test that calls ccxt directly must not change the arithmetic of the tests after it."""
+    decimal.setcontext(decimal.Context())
+    yield
+    decimal.setcontext(decimal.Context())
+
+
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 

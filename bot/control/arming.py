@@ -29,6 +29,7 @@ class Arming:
         self.max_ttl_s = max_ttl_s
         self.expires_ns: int | None = None
         self.armed_by: str | None = None
+        self.epoch = 0  # increments with every arming: what was staged in one window is not confirmable in another
         self._listeners: list[ArmingListener] = []
 
     def add_listener(self, fn: ArmingListener) -> None:
@@ -43,6 +44,7 @@ class Arming:
         now = self._clock.now_ns()
         self.expires_ns = now + ttl_s * NS
         self.armed_by = by
+        self.epoch += 1
         self._record("ARMED", f"armed by {by} for {ttl_s}s")
         self._notify(True, f"armed by {by} for {ttl_s}s")
         return self.expires_ns

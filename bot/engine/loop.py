@@ -5,8 +5,12 @@ market feed, execution reports from the venue, and calls from the control plane 
 Reports that the venue emits while the engine is handling an event (the simulated venue does this) are
 handled right after that event, so DRY_RUN and REPLAY are deterministic.
 
-Per tick: market state -> tick listeners (the simulated venue matches) -> pending reports -> each of the
-asset's strategies ``on_tick`` -> for each intent: audit -> risk check (audited) -> execution gate -> OMS.
+Per tick: market state -> market listeners (the recorder) -> tick listeners (the simulated venue matches) ->
+pending reports -> each of the asset's strategies ``on_tick`` -> for each intent: audit -> risk check (audited)
+-> execution gate -> OMS. An L2 ``Book`` in a batch updates the market state and the book listeners only.
+
+Audit rows are written in batches by a background flush while the loop goes on; the loop waits for the
+store only when more than ``audit_high_water`` rows are waiting (back-pressure), and a failed write stops it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
@@ -69,12 +73,23 @@ class Counters:
     staged: int = 0
     orders: int = 0
     fills: int = 0
+    events: int = 0  # market events handled (ticks + books): the index recorded with decisions
+    books: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StrategyMeta:
     code_hash: str
     params_hash: str
+
+
+class IntentOutcome(NamedTuple):
+    """What became of one intent: the risk verdict (None for a cancel), the gate's admission, the order sent."""
+
+    intent: Intent
+    verdict: Verdict | None
+    admission: Admission | None
+    order: Order | None
 
 
 class _Call:
@@ -106,6 +121,7 @@ class Engine:
         gate: ExecutionGate,
         id_prefix: str,
         queue_size: int = 10_000,
+        audit_high_water: int = 50_000,
     ) -> None:
         self.mode = mode
         self.clock = clock
@@ -119,9 +135,12 @@ class Engine:
         self.id_prefix = id_prefix
         self.counters = Counters()
         self.tick_listeners: list[Callable[[Tick], None]] = []  # e.g. the simulated venue's matcher
+        self.book_listeners: list[Callable[[Book], None]] = []  # L2 books (the simulated venue's depth)
+        # every market event with its index in the run (1-based, ticks and books): the recorder
+        self.market_listeners: list[Callable[[int, Tick | Book], None]] = []
         self.guards: list[Callable[[], Awaitable[None]]] = []  # run at the top of every iteration (kill file...)
         self.after_dispatch: list[Callable[[], Awaitable[None]]] = []  # run after every iteration (flatten, barrier exits)
-        self.submit_listeners: list[Callable[[Intent, Order], None]] = []  # every order sent (risk: rate, barriers)
+        self.submit_listeners: list[Callable[[Intent, Order], None]] = []  # every order sent (risk: rate, barriers; stats)
         self.acting = True  # False while the kill file exists: strategies are not called, nothing is acted on
         self.strategy_meta = dict(strategy_meta)
         self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
@@ -131,6 +150,8 @@ class Engine:
         self._accepting = True
         self._seq = 0
         self._observe = getattr(clock, "observe", None) or (lambda _ns: None)
+        self._audit_high_water = audit_high_water
+        self._flush_task: asyncio.Task[None] | None = None
         self.strategies: dict[str, tuple[Strategy, StrategyContext]] = {}
         self._by_asset: dict[str, list[tuple[Strategy, StrategyContext]]] = {}
         for strat in strategies:
@@ -138,7 +159,7 @@ class Engine:
                 strat.strategy_id, market, portfolio, oms.live_orders, instruments, self.next_id, strat.params
             )
             self.strategies[strat.strategy_id] = (strat, ctx)
-            for asset in strat.assets:
+            for asset in strat.assets if strat.wants_ticks else ():
                 self._by_asset.setdefault(asset, []).append((strat, ctx))
         oms.fill_listeners.append(self._on_fill)
         self.view = _EngineView(self)
@@ -233,7 +254,26 @@ class Engine:
         finally:
             self._in_dispatch = False
         if self.audit.needs_flush():
-            await self.audit.flush()
+            await self._flush_audit()
+
+    async def _flush_audit(self) -> None:
+        """Start a background write of the buffered rows; wait only past the high-water mark (back-pressure)."""
+        task = self._flush_task
+        if task is not None:
+            if not task.done():
+                if getattr(self.audit, "pending", 0) < self._audit_high_water:
+                    return
+                await asyncio.shield(task)
+            self._flush_task = None
+            task.result()  # a failed write stops the engine: trading on without an audit trail is not allowed
+        self._flush_task = asyncio.create_task(self.audit.flush(), name="audit-flush")
+
+    async def flush_audit(self) -> None:
+        """Wait for any background write, then write everything buffered (shutdown, tests, reports)."""
+        task, self._flush_task = self._flush_task, None
+        if task is not None:
+            await task
+        await self.audit.flush()
 
     async def _run_call(self, call: _Call) -> None:
         try:
@@ -247,19 +287,27 @@ class Engine:
         if not call.future.done():
             call.future.set_result(result)
 
-    async def _on_ticks(self, ticks: Sequence[Tick]) -> None:
+    async def _on_ticks(self, ticks: Sequence[Tick | Book]) -> None:
         counters = self.counters
         market = self.market
         listeners = self.tick_listeners
+        recorders = self.market_listeners
         by_asset = self._by_asset
         observe = self._observe
         mono = self.clock.monotonic_ns
         for tick in ticks:
+            counters.events += 1
+            if tick.__class__ is Book:
+                self._on_book(tick)  # type: ignore[arg-type]
+                continue
             counters.ticks += 1
             observe(tick.ts_local_ns)
-            market.update(tick, mono())
+            market.update(tick, mono())  # type: ignore[arg-type]
+            if recorders:
+                for recorder in recorders:
+                    recorder(counters.events, tick)
             for listener in listeners:
-                listener(tick)
+                listener(tick)  # type: ignore[arg-type]
             if self._pending_reports:
                 await self._drain()
             subscribed = by_asset.get(tick.asset)
@@ -270,6 +318,15 @@ class Engine:
                     intents = strat.on_tick(ctx)
                     if intents:
                         await self._handle_intents(strat, ctx, intents, f"{tick.venue}:{tick.asset}:{tick.seq}")
+
+    def _on_book(self, book: Book) -> None:
+        self.counters.books += 1
+        self._observe(book.ts_local_ns)
+        self.market.update_book(book)
+        for recorder in self.market_listeners:
+            recorder(self.counters.events, book)
+        for listener in self.book_listeners:
+            listener(book)
 
     async def _drain(self) -> None:
         """Handle reports emitted during the current event, and the strategies' reactions to their fills."""
@@ -296,11 +353,14 @@ class Engine:
         self._pending_fills.append((fill, order))
 
     # ------------------------------------------------------------------ intents
-    async def _handle_intents(self, strat: Strategy, ctx: StrategyContext, intents: list[Intent], inputs_ref: str) -> None:
+    async def _handle_intents(
+        self, strat: Strategy, ctx: StrategyContext, intents: Sequence[Intent], inputs_ref: str
+    ) -> list[IntentOutcome]:
         audit = self.audit
         meta = self.strategy_meta.get(strat.strategy_id)
         self.counters.decisions += 1
         decision_id = f"{self.id_prefix}-d{self.counters.decisions}"
+        outcomes: list[IntentOutcome] = []
         audit.record(
             "decision",
             {
@@ -312,28 +372,50 @@ class Engine:
                 "tags": ",".join(sorted({t for i in intents for t in i.risk_tags})),
                 "code_hash": meta.code_hash if meta else "",
                 "params_hash": meta.params_hash if meta else "",
+                "data": {"event": self.counters.events},  # index of the market event in the run (replay divergence)
             },
         )
         for intent in intents:
             if not self._accepting or not self.acting:
-                return
+                return outcomes
             self.counters.intents += 1
             self.record_intent(intent, decision_id)
             if intent.kind is IntentKind.CANCEL:
                 target = self.oms.live.get(intent.target or "")
                 if target is not None and target.strategy_id == strat.strategy_id:
                     await self.oms.cancel(target.client_order_id, intent.rationale or "strategy cancel")
+                outcomes.append(IntentOutcome(intent, None, None, None))
                 continue
             verdict = self.check_risk(intent, "staged")
             if not verdict.approved:
+                outcomes.append(IntentOutcome(intent, verdict, None, None))
                 continue
             if verdict.qty is not None:
                 intent = replace(intent, qty=verdict.qty)  # risk approved a smaller size (drawdown throttle)
             admission = self.gate.admit(intent)
+            order = None
             if admission is Admission.EXECUTE:
-                await self.submit(intent)
+                order = await self.submit(intent)
             elif admission is Admission.STAGED:
                 self.counters.staged += 1
+            outcomes.append(IntentOutcome(intent, verdict, admission, order))
+        return outcomes
+
+    async def propose(self, strategy_id: str, request: object) -> list[IntentOutcome]:
+        """An operator's request to a strategy (``Strategy.on_request``), e.g. a manual order. Run it inside the
+        loop: ``await engine.call(lambda: engine.propose("manual", order))``. The intents go through the same
+        pipeline as any strategy's (audit, risk, gate: staged for confirmation in LIVE). A request the strategy
+        refuses raises its ValueError and records nothing."""
+        entry = self.strategies.get(strategy_id)
+        if entry is None:
+            raise LookupError(f"no strategy {strategy_id!r} in this run (running: {', '.join(sorted(self.strategies)) or 'none'})")
+        strat, ctx = entry
+        ctx.event_ns = self.clock.now_ns()
+        ctx.tick = None
+        intents = strat.on_request(ctx, request)
+        if not intents:
+            return []
+        return await self._handle_intents(strat, ctx, intents, f"request:{strategy_id}")
 
     def record_intent(self, intent: Intent, decision_id: str | None) -> None:
         self.audit.record(
@@ -410,7 +492,7 @@ class Engine:
             self._pending_fills.clear()
         finally:
             self._in_dispatch = False
-        await self.audit.flush()
+        await self.flush_audit()
         return cancelled
 
     # ------------------------------------------------------------------ status
@@ -500,4 +582,4 @@ class _EngineView:
         return self._e.oms.venue_name
 
 
-__all__ = ["Admission", "AutoGate", "Counters", "Engine", "ExecutionGate", "StrategyMeta", "ZERO"]
+__all__ = ["Admission", "AutoGate", "Counters", "Engine", "ExecutionGate", "IntentOutcome", "StrategyMeta", "ZERO"]

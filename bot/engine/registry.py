@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -12,7 +14,16 @@ from typing import Any
 
 from bot.engine.strategy import Strategy
 
+log = logging.getLogger(__name__)
+
 GROUP = "bot.strategies"
+# The strategies this package ships, as registered in its own pyproject.toml. Used only when the installed
+# metadata lacks them (an editable install made before a strategy was added): entry points always win.
+SHIPPED = {
+    "quote": "bot.strategies.quote:QuoteStrategy",
+    "zscore": "bot.strategies.zscore:ZScoreStrategy",
+    "manual": "bot.strategies.manual:ManualStrategy",
+}
 
 
 class UnknownStrategy(LookupError):
@@ -20,16 +31,23 @@ class UnknownStrategy(LookupError):
 
 
 def available() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    """name -> "module:Class" of every strategy that can be loaded (entry points over the shipped table)."""
+    return SHIPPED | {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
 def load_strategy_class(name: str) -> type[Strategy]:
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
-    if not matches:
+    if matches:
+        value, cls = matches[0].value, matches[0].load()
+    elif name in SHIPPED:
+        value = SHIPPED[name]
+        module, _, attr = value.partition(":")
+        log.warning("strategy %r is not in the installed entry points (stale install?): loading the shipped %s", name, value)
+        cls = getattr(importlib.import_module(module), attr)
+    else:
         raise UnknownStrategy(f"unknown strategy {name!r}; installed: {', '.join(sorted(available())) or 'none'}")
-    cls = matches[0].load()
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise TypeError(f"entry point {name!r} ({matches[0].value}) is not a bot.engine.strategy.Strategy subclass")
+        raise TypeError(f"entry point {name!r} ({value}) is not a bot.engine.strategy.Strategy subclass")
     return cls
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
@@ -31,7 +32,12 @@ class OpenOrder(NamedTuple):
 
 
 class StrategyContext:
-    """What a strategy may look at. It offers no way to reach a venue, the store or the control plane."""
+    """What a strategy may look at. It offers no way to reach a venue, the store or the control plane.
+
+    Everything it returns is a value (Decimal, NamedTuple, tuple, frozen Instrument): changing it changes
+    nothing in the engine. Intents it builds are only proposals: the engine audits them, the risk engine checks
+    them and the gate admits them; the strategy never sees the OMS or the venue.
+    """
 
     __slots__ = ("strategy_id", "_market", "_portfolio", "_orders", "_instruments", "_next_id", "event_ns", "params", "tick", "_advice")
 
@@ -74,8 +80,17 @@ class StrategyContext:
     def book(self, asset: str) -> Book | None:
         return self._market.books.get(asset)
 
-    def history(self, asset: str) -> Sequence[Tick]:
-        return tuple(self._market.history.get(asset, ()))
+    def history(self, asset: str, n: int | None = None) -> Sequence[Tick]:
+        """The recent ticks of ``asset``, oldest first (at most the market state's history length); the last
+        ``n`` only when given. A copy: changing it changes nothing."""
+        hist = self._market.history.get(asset)
+        if not hist:
+            return ()
+        if n is None or n >= len(hist):
+            return tuple(hist)
+        if n <= 0:
+            return ()
+        return tuple(islice(hist, len(hist) - n, None))
 
     def instrument(self, asset: str) -> Instrument:
         return self._instruments[asset]
@@ -150,6 +165,7 @@ class Strategy:
     """
 
     name: ClassVar[str] = ""
+    wants_ticks: ClassVar[bool] = True  # False: on_tick is never called (a strategy driven by requests only)
 
     def __init__(self, strategy_id: str, params: Mapping[str, Any], assets: Sequence[str]) -> None:
         self.strategy_id = strategy_id
@@ -165,6 +181,11 @@ class Strategy:
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent]:
         return []
+
+    def on_request(self, ctx: StrategyContext, request: object) -> list[Intent]:
+        """An operator's request (``Engine.propose``), e.g. the manual strategy's order. Raise ValueError with a
+        message for the operator to refuse it; the default refuses every request."""
+        raise ValueError(f"strategy {self.strategy_id} ({self.name}) does not take operator requests")
 
     def on_stop(self, ctx: StrategyContext) -> list[Intent]:
         return []

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain.ports import Clock
 from bot.ops.outbox import TEXT_LIMIT, enqueue
 from bot.ops.scheduler import clock_now
-from bot.risk.safety import Check
+from bot.risk.safety import INCIDENT_RECORDED, Check
 from bot.store.audit import jsonable
 from bot.store.models import (
     SCHEMA_VERSION,
@@ -400,9 +400,9 @@ class IncidentDesk:
         """The synchronous resume check for ``SafetyController.add_check`` (from the cached open incident; a
         draft still being written does not count yet: fail closed)."""
         if not self._loaded:
-            return Check("incident report", False, "incident reports not loaded yet")
+            return Check(INCIDENT_RECORDED, False, "incident reports not loaded yet")
         ok, detail = self._evaluate(self._open)
-        return Check("incident report", ok, detail)
+        return Check(INCIDENT_RECORDED, ok, detail)
 
     def _evaluate(self, inc: Incident | None) -> tuple[bool, str]:
         if inc is None:

@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Protocol
 
+from bot.engine.recorder import day_files
+
 log = logging.getLogger(__name__)
 _TS = re.compile(r'"ts_local_ns"\s*:\s*(\d+)')
 
@@ -104,12 +106,8 @@ class RecordedPrices:
             d += timedelta(days=1)
         out: list[Path] = []
         for venue_dir in sorted(p for p in self.record_dir.iterdir() if p.is_dir()):
-            sym = venue_dir / _symbol_dir(asset)
             for day in days:
-                for suffix in (".jsonl.gz", ".jsonl"):
-                    f = sym / f"{day.isoformat()}{suffix}"
-                    if f.is_file():
-                        out.append(f)
+                out.extend(day_files(self.record_dir, venue_dir.name, asset, day))  # incl. {day}.{k}.jsonl.gz
         return out
 
     def path(self, asset: str, start_ns: int, end_ns: int) -> PricePath | None:
@@ -159,6 +157,8 @@ class RecordedPrices:
     def _parse(self, line: str, lo: int, hi: int) -> Iterable[tuple[int, Decimal]]:
         try:
             obj = json.loads(line)
+            if obj.get("type") in ("header", "book"):  # the recorder's member headers and L2 books carry no L1 price
+                return
             ts = int(obj.get("ts_local_ns", obj.get("ts_ns")))
         except (ValueError, TypeError, AttributeError):
             self.skipped_lines += 1

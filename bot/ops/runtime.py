@@ -34,6 +34,7 @@ from bot.ops.scheduler import Alert, JobFn, OpsScheduler, clock_now
 from bot.ops.snapshot import Snapshot, SnapshotStore, engine_state
 from bot.ops.summary import Summary, build_daily_summary
 from bot.ops.triggers import DailyAt
+from bot.risk.safety import INCIDENT_RECORDED
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class OpsRuntime:
         if deps.safety is not None:
             safety = deps.safety
             safety.add_listener(self.incidents.on_state_change)  # SAFE / HALTED draft an incident report
-            safety.add_check(self.incidents.resume_check_item)  # spec 16.1: resume needs an incident report
+            safety.provide_check(INCIDENT_RECORDED, self.incidents.resume_check_item)  # spec 16.1: resume needs an incident report
             self.state_extra.setdefault(
                 "trading_state", lambda: {"state": str(safety.state), "code": str(safety.code) if safety.code else None, "reason": safety.reason, "since_ns": safety.since_ns}
             )

@@ -208,7 +208,26 @@ class OpsScheduler:
         return {job_id: runner.status for job_id, runner in self.runners.items()}
 
     def next_run_times(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self.aps.get_jobs()}
+        return {job.id: getattr(job, "next_run_time", None) for job in self.aps.get_jobs()}  # None until started
+
+    def health_lines(self) -> list[str]:
+        """One plain-text line per job for /status: state, runs, failures, skipped, next run (UTC)."""
+        nxt = self.next_run_times()
+        lines = []
+        for job_id, r in sorted(self.runners.items()):
+            st = r.status
+            state = "running" if st.running else ("FAILING" if st.consecutive_failures else "ok")
+            parts = [f"{job_id}: {state}", f"runs {st.runs}"]
+            if st.failures:
+                parts.append(f"failures {st.failures} (last: {st.last_error})")
+            if st.skipped_overlap:
+                parts.append(f"skipped {st.skipped_overlap}")
+            if st.missed:
+                parts.append(f"missed {st.missed}")
+            when = nxt.get(job_id)
+            parts.append(f"next {when:%H:%M:%S}" if when is not None else "next -")
+            lines.append(", ".join(parts))
+        return lines
 
     def _on_event(self, event: JobEvent) -> None:
         runner = self.runners.get(event.job_id)

@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.ops.chart import render_chart
 from bot.ops.daymetrics import BookStart, DayMetrics, FillRec, compute
 from bot.ops.marketdata import PricePath, PriceSource, fill_price_path
 from bot.ops.outbox import kv_get, kv_put
@@ -32,6 +31,7 @@ NS = 1_000_000_000
 CHECKPOINT_NS = "ops-ledger"  # state_kv namespace: positions per book at report-day ends
 HALT_STATES = ("SAFE", "HALTED")
 _CHUNK = 500
+_STREAM = 2000
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,13 @@ async def _ledger_at(conn: Any, start: datetime) -> Ledger:
     if checkpoint:
         query = query.where(FillRow.id > ledger.max_fill_id)
     late = False
-    for r in (await conn.execute(query)).all():
-        ledger.add(r.id, _book(r.run_id, r.mode, r.asset), r.asset, r.side, r.qty)
-        late = True
+    # streamed in partitions: a long history (no checkpoint yet) must not hold the event loop in one piece
+    result = await conn.stream(query.execution_options(yield_per=_STREAM))
+    async for part in result.partitions():
+        for r in part:
+            ledger.add(r.id, _book(r.run_id, r.mode, r.asset), r.asset, r.side, r.qty)
+            late = True
+        await asyncio.sleep(0)  # let the engine loop run between partitions
     if late or not checkpoint:
         for asset in {a for _, a in ledger.qty}:
             row = (
@@ -131,14 +135,16 @@ async def _load(
     db: AsyncEngine, start: datetime, end: datetime
 ) -> tuple[list[Any], Ledger, list[Any], dict[str, Any], _Audit]:
     async with db.connect() as conn:
-        window_fills = (
-            await conn.execute(
-                select(
-                    FillRow.id, FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
-                    FillRow.price, FillRow.fee_quote, FillRow.is_maker, FillRow.client_order_id,
-                ).where(FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id)
-            )
-        ).all()
+        window_fills: list[Any] = []
+        result = await conn.stream(
+            select(
+                FillRow.id, FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
+                FillRow.price, FillRow.fee_quote, FillRow.is_maker, FillRow.client_order_id,
+            ).where(FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id).execution_options(yield_per=_STREAM)
+        )
+        async for part in result.partitions():
+            window_fills.extend(part)
+            await asyncio.sleep(0)  # a busy day must not hold the event loop in one piece either
         ledger = await _ledger_at(conn, start)
         runs = (await conn.execute(select(Run.run_id, Run.run_kind, Run.ts, Run.mode).where(Run.ts < end))).all()
         coids = sorted({f.client_order_id for f in window_fills})
@@ -181,8 +187,24 @@ async def _load(
     return window_fills, ledger, runs, orders, audit
 
 
+def run_ends(runs: Sequence[Any]) -> dict[str, int]:
+    """When each run ended: its stop row, or, for a run that died without one, the start of the next run of
+    the same mode (one service per database and mode: a new run means the previous process is gone; a
+    REPLAY beside a running DRY_RUN ends nothing)."""
+    ends = {r.run_id: _ns(r.ts) for r in runs if r.run_kind == "stop"}
+    by_mode: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for r in runs:
+        if r.run_kind == "start":
+            by_mode[r.mode].append((_ns(r.ts), r.run_id))
+    for starts in by_mode.values():
+        starts.sort()
+        for (_, run_id), (next_start, _) in zip(starts, starts[1:], strict=False):
+            ends.setdefault(run_id, next_start)
+    return ends
+
+
 def _books(ledger: Ledger, runs: Sequence[Any], start: datetime) -> list[BookStart]:
-    stops = {r.run_id: _ns(r.ts) for r in runs if r.run_kind == "stop"}
+    stops = run_ends(runs)
     start_ns = _ns(start)
     books: list[BookStart] = []
     for (book, asset), q in sorted(ledger.qty.items()):
@@ -316,8 +338,8 @@ async def build_daily_summary(
         for f in window_fills:
             closing.add(f.id, _book(f.run_id, f.mode, f.asset), f.asset, f.side, f.qty)
             closing.last_price[f.asset] = (_ns(f.ts), f.price)
-        stopped = {r.run_id for r in runs if r.run_kind == "stop"}
-        closing.qty = {(b, a): q for (b, a), q in closing.qty.items() if b.startswith("LIVE:") or b.split(":", 1)[0] not in stopped}
+        ended = {run_id for run_id, t in run_ends(runs).items() if t <= _ns(end)}
+        closing.qty = {(b, a): q for (b, a), q in closing.qty.items() if b.startswith("LIVE:") or b.split(":", 1)[0] not in ended}
         async with db.begin() as conn:
             await kv_put(conn, CHECKPOINT_NS, end.isoformat(), closing.to_json(), end)
     return summary
@@ -371,6 +393,8 @@ def _assemble(
     if len(text) > 4096:
         text = text[:4000].rsplit("\n", 1)[0] + "\n… (cut: run <code>bot report daily</code> for the full report)"
     title = f"{day.isoformat()}  net {_fmt(metrics.net, sign=True)} {quote}"
+    from bot.ops.chart import render_chart  # matplotlib is imported when the first chart is drawn, not at start-up
+
     png = render_chart(metrics, tz=tz, title=title, quote=quote)
     caption = f"<b>Daily summary {day.isoformat()}</b>: net PnL and position through the day"
     return Summary(day=day, start=start, end=end, text_html=text, png_bytes=png, metrics=metrics, caption_html=caption)

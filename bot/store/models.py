@@ -198,6 +198,7 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)  # one row per destination chat (migration 0002_control)
     severity: Mapped[str] = mapped_column(String(10))
     dedup_key: Mapped[str] = mapped_column(String(128), index=True)
     text: Mapped[str] = mapped_column(Text)

@@ -57,7 +57,6 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     """Spec 16 disaster drill, the ops side: kill -> incident drafted and pushed -> resume refused until the
     operator enters a root cause -> resume closes the incident; arming expires on the scheduled job; the
     snapshot carries trading state and arming."""
-    from bot.control.arming import Arming
     from bot.risk.safety import TradingState
 
     cfg = tmp_path / "bot.toml"
@@ -69,10 +68,10 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     engine = db.engine()
     await migrate.upgrade(engine)
     svc = await service.build(load_settings(cfg, env={}))
-    safety, ops = svc.safety, svc.ops
+    safety, ops, arming = svc.safety, svc.ops, svc.arming
     assert safety is not None and ops is not None  # the service wires the incident desk to its SafetyController
-    arming = Arming(svc.clock, svc.audit, max_ttl_s=3600)
-    ops.attach_arming(arming)  # what the control plane's wiring does
+    assert "expiry" not in ops.scheduler.runners  # no Telegram: nothing can be armed or staged
+    ops.attach_arming(arming)  # what the control plane's hooks do when Telegram is configured
     assert "expiry" in ops.scheduler.runners
     import asyncio
 
@@ -86,7 +85,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
         assert inc is not None and inc.triggers[0]["label"] == "kill switch"
         ok, checks = await svc.engine.call(lambda: safety.resume("alice"))
         assert not ok and safety.state is TradingState.SAFE
-        [check] = [c for c in checks if c.name == "incident report"]
+        [check] = [c for c in checks if c.name == "incident_recorded"]
         assert not check.ok and "no root cause" in check.detail
         await ops.incidents.annotate(inc.incident_id, "root_cause", "drill", by="alice")
         # spec 16.1 "risk limits reset/confirmed": the risk part's checklist item needs the operator's confirmation
@@ -98,7 +97,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
         assert not await ops.incidents.has_open_incident_report()
 
         await svc.engine.call(lambda: arming.arm(60, "alice"))
-        arming.expires_ns = svc.clock.now_ns()  # the window has run out
+        arming.expires_ns = arming._clock.now_ns()  # the window has run out (the arming runs on the wall clock)
         await ops.scheduler.run_now("expiry")
         assert arming.expires_ns is None
         snap = await ops.snapshot_now()

@@ -70,3 +70,20 @@ def test_a_stopped_book_is_marked_at_its_stop_time() -> None:
     # a simulated run long 2 from before the window, stopped at minute 2 (price 120): later moves are not ours
     m = compute(start_ns=0, end_ns=4 * MIN, fills=[], books=[BookStart("r1:X/USD", "X/USD", D(2), stop_ns=2 * MIN)], paths={"X/USD": p})
     assert m.gross == D(40)  # 2 * (120 - 100), not 2 * (140 - 100)
+
+
+def test_a_run_without_a_stop_row_ended_when_the_next_one_started() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from bot.ops.summary import run_ends
+
+    def row(run_id: str, kind: str, hour: int, mode: str = "DRY_RUN") -> SimpleNamespace:
+        return SimpleNamespace(run_id=run_id, run_kind=kind, ts=datetime(2026, 6, 1, hour, tzinfo=UTC), mode=mode)
+
+    ends = run_ends(
+        [row("a", "start", 1), row("a", "stop", 2), row("b", "start", 3), row("r", "start", 4, "REPLAY"), row("c", "start", 5), row("d", "start", 7)]
+    )
+    hour = 3_600_000_000_000
+    base = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+    assert ends == {"a": base + 2 * hour, "b": base + 5 * hour, "c": base + 7 * hour}  # b crashed; d still runs

@@ -134,6 +134,7 @@ async def test_a_job_failing_for_long_is_realerted_at_most_every_repeat_interval
     keys = [key for _, key, _ in alerts.items]
     assert keys == ["job-failed:broken"] * 3  # at 0, 10 and 20 minutes
     assert sch.status()["broken"].consecutive_failures == 25
+    assert sch.health_lines() == ["broken: FAILING, runs 25, failures 25 (last: OSError: disk full), next -"]
 
 
 async def test_reconciliation_that_keeps_failing_enters_safe_once() -> None:
