@@ -45,7 +45,10 @@ INST = {
 class World:
     def __init__(self, *, feed: bool = False, limits: OmsLimits | None = None) -> None:
         self.clock = ManualClock(T0)
-        self.sim = SimulatedVenue(INST, self.clock, balances={"USDT": D("100000"), "BTC": D("0")})
+        # as the service builds it: balances enforced, positions in spot semantics (the base balance, 0.5 BTC held)
+        self.sim = SimulatedVenue(
+            INST, self.clock, balances={"USDT": D("100000"), "BTC": D("0.5")}, enforce_balances=True, balance_positions=True
+        )
         self.feed = FeedHealth(self.clock, 30 * SEC) if feed else None
         self.venue = FaultyVenue(self.sim, self.feed)
         self.limits = limits or OmsLimits()
@@ -80,11 +83,12 @@ async def test_silent_fill_found_by_reconciliation_goes_safe_then_resolves(world
     assert order is not None and order.status is S.ACCEPTED
     world.venue.drop_fills = 1  # the stream will lose the fill and the position update after it
     await world.tick("998", "999")  # the ask crosses our bid: filled at the venue
-    assert world.sim.fills and order.status is S.ACCEPTED and rig.portfolio.qty(BTC) == 0
+    fills = await world.sim.fetch_fills(BTC)
+    assert len(fills) == 1 and order.status is S.ACCEPTED and rig.portfolio.qty(BTC) == 0
     assert rig.safety.state is TradingState.ACTIVE
     world.advance(rig.oms.limits.grace_window_s + 1)
     res = await rig.reconcile()
-    assert [f.fill_id for f in res.missed_fills] == [world.sim.fills[0].fill_id]
+    assert [f.fill_id for f in res.missed_fills] == [fills[0].fill_id]
     assert rig.safety.state is TradingState.SAFE and rig.safety.code is ErrorCode.POSITION_MISMATCH
     assert order.status is S.FILLED and rig.portfolio.qty(BTC) == D("0.01")
     assert rig.audit.of("state_transition", kind="incident") and any(a[0] == "critical" for a in rig.alerts)
@@ -110,7 +114,8 @@ async def test_duplicate_fill_messages_are_counted_once(world: World) -> None:
     await world.tick("998", "999", size="0.005")  # partial: 0.005
     await world.tick("998", "999", size="1")  # the rest: 0.015
     assert order.status is S.FILLED and order.filled_qty == D("0.02")
-    assert rig.portfolio.qty(BTC) == D("0.02") == await world.sim.fetch_position_snapshot(BTC)
+    assert rig.portfolio.qty(BTC) == D("0.02") == await world.sim.fetch_position_snapshot(BTC) - rig.oms.baseline[BTC]
+    assert rig.oms.baseline[BTC] == D("0.5")
     assert rig.oms.fills_applied == 2 and rig.oms.duplicate_fills == 2 and len(rig.audit.of("fill")) == 2
     # the simulated venue's position updates confirmed the fills: trading continues without waiting
     assert rig.refusal() is None and rig.safety.state is TradingState.ACTIVE
