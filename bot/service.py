@@ -34,6 +34,7 @@ from bot.control.lockout import Lockouts
 from bot.control.notifier import LogNotifier, OutboxNotifier
 from bot.control.plane import ControlPlane
 from bot.control.ratelimit import CommandRateLimiter
+from bot.control.risk_commands import limits_command
 from bot.control.stager import Stager
 from bot.control.staging import IntentBook
 from bot.control.telegram_bot import TelegramControl
@@ -382,6 +383,8 @@ async def _assemble(
         report_provider=_report_provider(ops), incidents=ops.incidents,
         reconciliation=_reconciliation_status(reconciler, clock), pnl_today=_pnl_status(runtime, first.quote),
     )
+    if control.plane is not None:  # the recovery checklist's "limits confirmed" needs an operator command
+        control.plane.commands["limits"] = limits_command(runtime)
     return svc
 
 
