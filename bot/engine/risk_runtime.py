@@ -33,6 +33,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.intent import Barrier, Intent, OrderType, Side, TimeInForce, Urgency
 from bot.domain.market import Tick
 from bot.domain.order import Order, OrderStatus
+from bot.domain.streams import StreamStatus
 from bot.domain.venue import ExecutionReport, OrderRequest, VenueError
 from bot.engine.loop import Admission, Engine
 from bot.risk.advice import NORMAL, Advice, QuoteMode
@@ -364,6 +365,13 @@ class RiskRuntime:
         """Connectivity to the venue lost (issue 6 raises it): SAFE and cancel-on-disconnect (best effort: the
         venue's own cancel-on-disconnect is the primary protection)."""
         self.on_safe(ErrorCode.VENUE_UNAVAILABLE, f"connectivity lost: {reason}")
+
+    def on_stream_status(self, status: StreamStatus) -> None:
+        """A venue stream's health (``on_status`` of the venue adapter). The user-data stream (fills, orders) down
+        is connectivity loss: SAFE and cancel-on-disconnect (spec 4.7.4). Market-data staleness needs nothing
+        here: the staleness monitor measures it from the market data itself. Recovery never leaves SAFE."""
+        if status.stream == "user" and not status.healthy and status.asset is None:
+            self.on_disconnect(f"{status.venue} user stream: {status.reason}")
 
     def _schedule_work(self) -> None:
         if self.engine._in_dispatch:  # inside the loop: the after hook of this iteration does it
