@@ -54,7 +54,7 @@ from bot.engine.synthetic import SyntheticFeed
 from bot.keys.errors import KeyStoreError
 from bot.keys.holder import TradeKeyHolder
 from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
-from bot.domain.streams import StreamStatus
+from bot.domain.streams import SequenceGap, StreamStatus
 from bot.domain.venue import VenueError
 from bot.oms.feed import FeedHealth
 from bot.venues.binance import BinanceLive, build_binance
@@ -362,6 +362,7 @@ async def _assemble_with_venue(
         engine.market_listeners.append(recorder)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     late.runtime = runtime
+    late.engine = engine
     connect_tap(tap, runtime)
     arming = control.arming  # in the operator's (wall) clock
 
@@ -453,6 +454,8 @@ class _Late:
         self.alert: Callable[[str, str, str], None] | None = None
         self.holder: TradeKeyHolder | None = None
         self.feed_health: FeedHealth | None = None
+        self.engine: Engine | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def trade_credentials(self) -> Any:
         return self.holder.trade_credentials() if self.holder is not None else None
@@ -468,6 +471,17 @@ class _Late:
             self.runtime.on_safe(code, reason)
         else:
             log.error("venue asked for SAFE before the risk runtime exists: %s %s", code, reason)
+
+    def on_gap(self, gap: SequenceGap) -> None:
+        """Fills the stream skipped: the OMS marks the asset dirty and asks for SAFE, inside the engine loop (one
+        writer); the adapter calls this from its own task."""
+        engine = self.engine
+        if engine is None:
+            log.error("venue reported a gap before the engine exists: %s", gap)
+            return
+        task = asyncio.get_running_loop().create_task(engine.call(lambda: engine.oms.on_sequence_gap(gap)), name="venue-gap")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def on_status(self, status: StreamStatus) -> None:
         # losing the market-data connection is a connectivity loss: SAFE (spec 4.7.4; the adapter's own
@@ -487,6 +501,7 @@ async def _start_live_venue(s: Settings, keys: KeyRuntime, clock: Clock, late: _
         clock=clock,
         on_alert=late.on_alert,
         on_status=late.on_status,
+        on_gap=late.on_gap,
         on_safe=late.on_safe,
         feed_health=late.feed_health,
     )
