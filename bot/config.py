@@ -348,8 +348,10 @@ class TelegramSettings(Section):
 
 class KeysSettings(Section):
     master_key: SecretStr | None = Field(None, description="development only: BOT_KEYS__MASTER_KEY; prefer a systemd credential or a key file")
-    master_key_file: Path | None = None
-    credential_name: str = "bot-master-key"
+    master_key_file: Path | None = Field(None, description="key file with the master key: mode 0600, owned by the service user")
+    credential_name: str = Field("bot-master-key", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="systemd credential name ($CREDENTIALS_DIRECTORY/<name>)")
+    allow_env_master_key_in_live: bool = Field(False, description="accept BOT_KEYS__MASTER_KEY in LIVE (refused by default: development only)")
+    trade_key_drain_timeout_s: float = Field(10.0, gt=0, le=120, description="when arming ends, longest wait for resting orders to be cancelled before the trade key is dropped")
 
 
 class OpsSettings(Section):

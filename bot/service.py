@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -50,6 +51,9 @@ from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.keys.errors import KeyStoreError
+from bot.keys.holder import TradeKeyHolder
+from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
 from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.oms.reconcile import Reconciler, SchedulerSteps
@@ -165,6 +169,7 @@ class Service:
     control: Control | None = None
     recorder: MarketRecorder | None = None  # market data recording (DRY_RUN, LIVE)
     start_ns: int = 0  # the clock at build: where a replay's injected clock starts
+    keys: KeyRuntime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -212,10 +217,16 @@ async def build(
         syn = s.market.synthetic
         clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
+    register_config_secrets(s)  # before anything can log: the Telegram token, TOTP secret, an env master key
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
-        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock)
+        # every key entry is opened once here: a wrong master key or a tampered entry stops the start-up
+        try:
+            keys = await open_keys(s, db, clock=WallClock())  # created/last-used times are wall time, even in REPLAY
+        except KeyStoreError as exc:
+            raise StartupError(f"key store: {exc}") from None
+        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock, keys)
     except BaseException:
         await db.dispose()  # a refused start leaves no connection behind
         raise
@@ -223,7 +234,7 @@ async def build(
 
 async def _assemble(
     loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None,
-    control_clock: Clock | None,
+    control_clock: Clock | None, keys: KeyRuntime,
 ) -> Service:
     s = loaded.settings
     run_id = run_id or uuid.uuid4().hex
@@ -336,8 +347,10 @@ async def _assemble(
         )
     svc = Service(
         loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, reconciler=reconciler, safety=safety,
-        control=control, recorder=recorder, start_ns=start_ns,
+        control=control, recorder=recorder, start_ns=start_ns, keys=keys,
     )
+    if keys.trade_entry is not None:  # LIVE only: the trade key stays sealed until an arming
+        wire_trade_key(keys, arming, safety, engine, drain_timeout_s=s.keys.trade_key_drain_timeout_s)
     if s.mode is Mode.REPLAY:
         # no scheduler and no operator in REPLAY: their wall-time jobs and commands would call into the engine at
         # moments no recording holds, and a replay is reproducible only from its events
@@ -370,6 +383,48 @@ async def _assemble(
         reconciliation=_reconciliation_status(reconciler, clock), pnl_today=_pnl_status(runtime, first.quote),
     )
     return svc
+
+
+def wire_trade_key(
+    keys: KeyRuntime,
+    arming: Arming,
+    safety: SafetyController,
+    engine: Engine,
+    *,
+    drain_timeout_s: float,
+    drop_client: Callable[[], Awaitable[None]] | None = None,
+) -> TradeKeyHolder:
+    """Least exposure: the trade key is decrypted when LIVE is armed and dropped when the arming ends (disarm,
+    expiry, SAFE, kill), after resting orders are cancelled (bounded by ``drain_timeout_s``).
+
+    The live venue takes ``holder.trade_credentials`` as its ``trade_credentials`` provider and passes its
+    ``drop_trade_client`` as ``drop_client``, so its trade client (and the key inside ccxt) goes with the key."""
+
+    async def drain() -> object:
+        return await engine.call(lambda: engine.oms.cancel_all(reason="arming ended: trade key about to be dropped"))
+
+    def on_error(message: str) -> None:  # an armed bot that cannot load its trade key disarms (fail closed)
+        asyncio.get_running_loop().call_soon(arming.disarm, "trade key unavailable")
+
+    holder = keys.build_trade_holder(is_armed=arming.is_armed, drain=drain, drain_timeout_s=drain_timeout_s, on_error=on_error)
+    if drop_client is not None:
+        dropping: set[asyncio.Task[None]] = set()
+
+        def on_key(creds: object) -> None:
+            if creds is None:
+                task = asyncio.get_running_loop().create_task(drop_client(), name="drop-trade-client")
+                dropping.add(task)
+                task.add_done_callback(dropping.discard)
+
+        holder.add_listener(on_key)
+    arming.add_listener(holder.on_arming)
+    safety.add_listener(holder.on_trading_state)
+
+    async def arming_expiry() -> None:
+        arming.check_expiry()  # an expiry is noticed at the next event at the latest; listeners drop the key
+
+    engine.guards.append(arming_expiry)
+    return holder
 
 
 def _reconciliation_status(reconciler: Reconciler, clock: Clock) -> Any:
@@ -547,6 +602,8 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         if control is not None and ops is not None:
             await control.stop()  # delivers what is due (bounded), then stops polling
         await service.venue.close()
+        if service.keys is not None:
+            await service.keys.close()
         await service.db.dispose()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
