@@ -31,7 +31,7 @@ from bot.domain.credentials import KeyScope  # noqa: E402
 from bot.keys.holder import TradeKeyHolder  # noqa: E402
 from bot.keys.master import FileSource, MasterKey, write_new_key_file  # noqa: E402
 from bot.keys.redaction import FILTER, REDACTOR  # noqa: E402
-from bot.keys.sealing import SealedEntry, encode_plaintext, mask_api_key, open_into, register_fingerprints, seal, wipe  # noqa: E402
+from bot.keys.sealing import SealedEntry, encode_plaintext, open_into, register_fingerprints, seal, wipe  # noqa: E402
 from bot.keys.store import KeyStore  # noqa: E402
 from bot.store import migrate  # noqa: E402
 from bot.store.db import create_engine  # noqa: E402
