@@ -30,6 +30,14 @@ def pristine_decimal_context() -> Iterator[None]:
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_decimal_context() -> Iterator[None]:
+    """Every test starts from Python's default decimal context. ccxt changes the context it finds in place
+    (ROUND_HALF_UP, Underflow trapped); a test that calls raw ccxt must not leak that into the next test."""
+    decimal.setcontext(decimal.DefaultContext.copy())
+    yield
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
