@@ -221,6 +221,7 @@ class RiskFlattenSettings(Section):
     slice_qty: Decimal | None = Field(None, gt=0, description="largest flatten slice; default: max_trade_qty")
     interval_s: float = Field(1.0, ge=0, le=3600, description="time between flatten slices of one position")
     max_slippage_bps: Decimal = Field(Decimal("50"), gt=0, le=Decimal("1000"), description="how far past the touch a flatten or exit slice may trade")
+    via_gate: bool = Field(False, description="true: flatten slices and barrier exits go through the execution gate (LIVE: need arming + confirmation)")
 
 
 class RiskSettings(Section):

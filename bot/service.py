@@ -62,7 +62,7 @@ from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
-from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
+from bot.risk.safety import POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -323,6 +323,7 @@ async def _assemble(
         recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
         engine.market_listeners.append(recorder)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
+    runtime.exits_via_gate = s.risk.flatten.via_gate
     connect_tap(tap, runtime)
     arming = control.arming  # in the operator's (wall) clock
 
@@ -373,8 +374,7 @@ async def _assemble(
     # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
     runtime.alert = ops.alert
     runtime.alert_global_halts = False
-    # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
-    safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    # ops drafts an incident on SAFE/HALTED and fills the checklist slot INCIDENT_RECORDED itself (OpsDeps.safety)
     control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
     await build_control_plane(
         control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
