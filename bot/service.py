@@ -824,6 +824,11 @@ def build_control_core(
     safety: SafetyController | None = None,
 ) -> Control:
     """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    if mode is Mode.LIVE and t.token is None:
+        raise StartupError(
+            "mode LIVE needs the Telegram control plane (set BOT_TELEGRAM__TOKEN and the allowlists): without it nothing "
+            "could be armed or confirmed (fail closed)"
+        )
     safety = safety or SafetyController(audit, clock)
     require_arming = mode is Mode.LIVE
     arming = Arming(clock, audit, t.arm_max_ttl_s)
