@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.control.parse import ParseError
@@ -381,3 +382,46 @@ async def test_the_venue_guard_refuses_orders_nobody_confirmed(h: Harness) -> No
     intent2 = Intent(h.engine.next_id(), h.clock.now_ns(), "manual", ASSET, Side.BUY, Decimal("0.01"), limit_price=Decimal("59000"))
     order2 = await h.engine.call(lambda: h.engine.submit(intent2))  # armed, but still not confirmed
     assert order2 is not None and order2.status.value == "REJECTED" and h.venue.placed == []
+
+
+async def test_dry_run_rehearsal_of_the_live_gate(tmp_path: Path) -> None:
+    """gate_in_dry_run: strategy intents are staged and mandates work as in LIVE, without arming."""
+    strat = EveryTick("grid", {"order_qty": "0.001", "offset": "1000"}, [ASSET])
+    async with Harness(tmp_path, mode=Mode.DRY_RUN, strategies=[strat], gate_in_dry_run=True) as h:
+        await h.tick("60000")
+        strat.on = True
+        since = len(h.fake.sent)
+        await h.tick("60001")
+        [pushed] = await h.fake.wait_for_sent(lambda r: "Strategy grid wants to trade" in (r.plain_text or ""), since=since)
+        assert h.venue.placed == []
+        pressed = await h.press(pushed, f"c:{h.hash_of(pushed)[:32]}")
+        assert "✅ Executed" in (pressed.plain_text or "") and len(h.venue.placed) == 1
+        staged = await h.command("/intent grid max_notional=200 max_orders=2 max_loss=10 expiry=10m")
+        assert "Mandate" in ((await h.command(f"/confirm {h.hash_of(staged)[:10]}")).plain_text or "")
+        await h.tick("60002")
+        await h.tick("60003")
+        assert len(h.venue.placed) == 3
+
+
+async def test_mandates_are_refused_in_plain_dry_run(tmp_path: Path) -> None:
+    strat = EveryTick("grid", {"order_qty": "0.001"}, [ASSET])
+    async with Harness(tmp_path, mode=Mode.DRY_RUN, strategies=[strat]) as h:
+        reply = await h.command("/intent grid max_notional=200 max_orders=2 max_loss=10 expiry=10m")
+        assert "already trade against the simulated venue" in (reply.plain_text or "")
+
+
+async def test_live_without_telegram_refuses_to_build(tmp_path: Path) -> None:
+    from bot.config import TelegramSettings
+    from bot.domain.position import Portfolio
+    from bot.engine.market_state import MarketState
+    from bot.service import StartupError, build_control_core
+
+    with pytest.raises(StartupError, match="LIVE needs the Telegram control plane"):
+        build_control_core(TelegramSettings(), mode=Mode.LIVE, clock=h_clock(), audit=None, venue=None, instruments={},
+                           market=MarketState(), portfolio=Portfolio())
+
+
+def h_clock() -> Any:
+    from bot.engine.clock import ManualClock
+
+    return ManualClock(0)
