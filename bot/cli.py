@@ -3,6 +3,7 @@
     bot run [--config FILE]            run the service (no config: embedded DRY_RUN defaults)
     bot config check [--config FILE]   validate, print the effective configuration (secrets masked) and its hash
     bot db upgrade|current|downgrade   manage the schema (Alembic)
+    bot keys add|list|remove|verify|rotate-master|gen-master   the encrypted key store (docs/keys.md)
 
 Other subcommands register themselves through ``COMMANDS`` (replay, keys, report) as their issues land.
 Exit codes: 0 ok, 1 runtime failure, 2 configuration or usage error, 3 schema not at head.
@@ -106,6 +107,15 @@ Registrar = Callable[[Any], None]
 COMMANDS: list[Registrar] = []  # extra subcommands: each gets the subparsers object
 
 
+def _register_keys(sub: Any) -> None:
+    from bot.keys.cli import register  # the keys part owns its commands (bot/keys/cli.py)
+
+    register(sub, configure_logging=logs.configure)
+
+
+COMMANDS.append(_register_keys)
+
+
 def _register_report(sub: Any) -> None:
     from bot.ops.report_cli import register
 
@@ -151,7 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "secret_input", False):  # never echo them: a secret typed on the command line by mistake
+            print(f"bot: {len(extra)} unexpected argument(s) refused and not shown; secrets are never taken from the command "
+                  "line (see 'bot keys add --help'). A secret typed there is exposed (shell history, ps): rotate it on the venue.",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -221,6 +221,7 @@ class RiskFlattenSettings(Section):
     slice_qty: Decimal | None = Field(None, gt=0, description="largest flatten slice; default: max_trade_qty")
     interval_s: float = Field(1.0, ge=0, le=3600, description="time between flatten slices of one position")
     max_slippage_bps: Decimal = Field(Decimal("50"), gt=0, le=Decimal("1000"), description="how far past the touch a flatten or exit slice may trade")
+    via_gate: bool = Field(False, description="true: flatten slices and barrier exits go through the execution gate (LIVE: need arming + confirmation)")
 
 
 class RiskSettings(Section):
@@ -348,8 +349,10 @@ class TelegramSettings(Section):
 
 class KeysSettings(Section):
     master_key: SecretStr | None = Field(None, description="development only: BOT_KEYS__MASTER_KEY; prefer a systemd credential or a key file")
-    master_key_file: Path | None = None
-    credential_name: str = "bot-master-key"
+    master_key_file: Path | None = Field(None, description="key file with the master key: mode 0600, owned by the service user")
+    credential_name: str = Field("bot-master-key", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="systemd credential name ($CREDENTIALS_DIRECTORY/<name>)")
+    allow_env_master_key_in_live: bool = Field(False, description="accept BOT_KEYS__MASTER_KEY in LIVE (refused by default: development only)")
+    trade_key_drain_timeout_s: float = Field(10.0, gt=0, le=120, description="when arming ends, longest wait for resting orders to be cancelled before the trade key is dropped")
 
 
 class OpsSettings(Section):

@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,9 +34,11 @@ from bot.control.lockout import Lockouts
 from bot.control.notifier import LogNotifier, OutboxNotifier
 from bot.control.plane import ControlPlane
 from bot.control.ratelimit import CommandRateLimiter
+from bot.control.risk_commands import limits_command
 from bot.control.stager import Stager
 from bot.control.staging import IntentBook
 from bot.control.telegram_bot import TelegramControl
+from bot.control.views import daily_pnl_line, reconciliation_line
 from bot.domain.instrument import FeeModel, Instrument, PositionSemantics
 from bot.domain.modes import Mode
 from bot.domain.ports import Clock, MarketFeed
@@ -49,6 +52,13 @@ from bot.engine.risk_runtime import RiskRuntime, VenueTap, connect_tap
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy
 from bot.engine.synthetic import SyntheticFeed
+from bot.keys.errors import KeyStoreError
+from bot.keys.holder import TradeKeyHolder
+from bot.keys.runtime import KeyRuntime, open_keys, register_config_secrets
+from bot.domain.streams import SequenceGap, StreamStatus
+from bot.domain.venue import VenueError
+from bot.oms.feed import FeedHealth
+from bot.venues.binance import BinanceLive, build_binance
 from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.oms.reconcile import Reconciler, SchedulerSteps
@@ -57,7 +67,7 @@ from bot.ops.runtime import OpsDeps, OpsRuntime
 from bot.risk.drawdown import AccountValue
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import limits_from_settings
-from bot.risk.safety import INCIDENT_RECORDED, POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
+from bot.risk.safety import POSITIONS_RECONCILED, RECOVERY_CHECKLIST, Check, SafetyController, TradingState
 from bot.risk.supervisor import RiskSupervisor
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine, redacted_url
@@ -164,6 +174,9 @@ class Service:
     control: Control | None = None
     recorder: MarketRecorder | None = None  # market data recording (DRY_RUN, LIVE)
     start_ns: int = 0  # the clock at build: where a replay's injected clock starts
+    live: BinanceLive | None = None  # LIVE: the venue adapter bundle (streams, clock sync, cancel-on-disconnect)
+    trade_key: TradeKeyHolder | None = None  # LIVE: holds the trade key only while armed
+    keys: KeyRuntime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -185,12 +198,9 @@ async def build(
     intent and order ids come out the same."""
     s = loaded.settings
     if s.mode is Mode.LIVE:
-        raise StartupError(
-            "LIVE mode is not available in this build: the live venue adapter and the Telegram arming/confirmation "
-            "gate must both be present (fail closed). Use mode = \"DRY_RUN\"."
-        )
-    if s.market.venue != "sim":
-        raise StartupError(f"market.venue = {s.market.venue!r}: only the simulated venue 'sim' is available in {s.mode.value}")
+        live_preconditions(s)
+    elif s.market.venue != "sim":
+        raise StartupError(f"market.venue = {s.market.venue!r}: {s.mode.value} trades against the simulated venue 'sim' only")
     if s.mode is Mode.REPLAY and not (isinstance(clock, ManualClock) and feed is not None):
         raise StartupError(
             "mode REPLAY re-runs recorded data with an injected clock: use 'bot replay --run RUN_ID' or "
@@ -203,8 +213,8 @@ async def build(
             feed = RecordedFeed([s.market.recorded_file])
         except RecordedDataError as exc:
             raise StartupError(str(exc)) from None
-    elif feed is None and s.market.feed == "venue":
-        raise StartupError("market.feed = 'venue' needs the live venue adapter, which this build does not have")
+    elif feed is None and s.market.feed == "venue" and s.mode is not Mode.LIVE:
+        raise StartupError("market.feed = 'venue' is the live venue's own feed: it needs mode = \"LIVE\"")
     if clock is None and s.market.venue == "sim":
         # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
         # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
@@ -212,10 +222,27 @@ async def build(
         first = feed.first_ts_ns() if isinstance(feed, RecordedFeed) else None
         clock = ManualClock(first if first is not None else parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
+    register_config_secrets(s)  # before anything can log: the Telegram token, TOTP secret, an env master key
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
     try:
         await check_schema(db, config_hint)
-        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock)
+        # every key entry is opened once here: a wrong master key or a tampered entry stops the start-up
+        try:
+            keys = await open_keys(s, db, clock=WallClock())  # created/last-used times are wall time, even in REPLAY
+        except KeyStoreError as exc:
+            raise StartupError(f"key store: {exc}") from None
+        if s.mode is Mode.LIVE:
+            if keys.read is None:
+                raise StartupError(
+                    f"LIVE needs a read-only API key for {s.market.venue}: add one with "
+                    f"'bot keys add --venue {s.market.venue} --kind read'"
+                )
+            if keys.trade_entry is None:
+                raise StartupError(
+                    f"LIVE needs a trade API key for {s.market.venue} (decrypted only while armed): add one with "
+                    f"'bot keys add --venue {s.market.venue} --kind trade'"
+                )
+        return await _assemble(loaded, db, clock, feed, run_id, id_prefix, control_clock, keys)
     except BaseException:
         await db.dispose()  # a refused start leaves no connection behind
         raise
@@ -223,7 +250,7 @@ async def build(
 
 async def _assemble(
     loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str | None, id_prefix: str | None,
-    control_clock: Clock | None,
+    control_clock: Clock | None, keys: KeyRuntime,
 ) -> Service:
     s = loaded.settings
     run_id = run_id or uuid.uuid4().hex
@@ -231,9 +258,16 @@ async def _assemble(
     audit = AuditStore(
         db, run_id=run_id, mode=s.mode.value, version_hash=version, config_hash=loaded.hash, now_ns=clock.now_ns, batch_size=s.store.batch_size
     )
-    instruments = sim_instruments(s)
-    syn = s.market.synthetic
+    late = _Late()  # callbacks the venue needs before the parts they reach exist
     start_ns = clock.now_ns()
+    live: BinanceLive | None = None
+    if s.mode is Mode.LIVE:
+        live, account_balances = await _start_live_venue(s, keys, clock, late)
+        return await _assemble_with_venue(
+            loaded, db, clock, live.feed, run_id, id_prefix, control_clock, keys, audit, version, live.venue, dict(live.venue.instruments),
+            start_ns, live=live, account_balances=account_balances, late=late,
+        )
+    instruments = sim_instruments(s)
     # the simulated venue lives in event time in every mode: its clock follows the market data it is fed
     sim_clock = clock if isinstance(clock, ManualClock) else ManualClock(start_ns)
     sim = s.sim
@@ -251,6 +285,20 @@ async def _assemble(
         follow_clock=sim_clock is not clock,  # the engine already moves a clock it shares with the venue
         balance_positions=True,  # spot positions as a real venue has them: the OMS takes its baseline at start-up
     )
+    return await _assemble_with_venue(
+        loaded, db, clock, feed, run_id, id_prefix, control_clock, keys, audit, version, venue, instruments, start_ns,
+        live=None, account_balances=dict(s.sim.balances), late=late,
+    )
+
+
+async def _assemble_with_venue(
+    loaded: LoadedConfig, db: AsyncEngine, clock: Clock, feed: MarketFeed | None, run_id: str, id_prefix: str | None,
+    control_clock: Clock | None, keys: KeyRuntime, audit: AuditStore, version: str, venue: Any, instruments: dict[str, Instrument],
+    start_ns: int, *, live: BinanceLive | None, account_balances: dict[str, Decimal], late: _Late,
+) -> Service:
+    """Everything after the venue: the same for every mode (the venue, its feed and its clock are the only differences)."""
+    s = loaded.settings
+    syn = s.market.synthetic
     portfolio = Portfolio()
     market = MarketState()
     # SAFE is the risk part's state machine; the OMS only asks for it (on_safe) and never imports it
@@ -277,7 +325,7 @@ async def _assemble(
         on_safe=lambda code, reason: runtime.on_safe(code, reason),  # SAFE now; resting orders cancelled in the loop
         id_prefix=id_prefix,
         fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
-        feed=None,  # the simulated venue delivers reports in-process: no stream to watch
+        feed=late.feed_health,  # LIVE: the user-data stream's health gates new orders; the sim has no stream
         # REST reconciliation runs in wall time whatever the engine's clock (REPLAY: the injected clock, no wall time)
         freshness_clock=clock.monotonic_ns if s.mode is Mode.REPLAY else time.monotonic_ns,
     )
@@ -286,7 +334,7 @@ async def _assemble(
     risk = RiskEngine(limits_from_settings(s.risk), safety, assets=s.market.assets, start_ns=clock.monotonic_ns())
     first = next(iter(instruments.values()))
     account = None if s.risk.account_value is not None else AccountValue(
-        s.sim.balances, first.quote, {i.base: a for a, i in instruments.items() if i.quote == first.quote}
+        account_balances, first.quote, {i.base: a for a, i in instruments.items() if i.quote == first.quote}
     )
     strategies, meta = build_strategies(s)
     engine = Engine(
@@ -305,8 +353,11 @@ async def _assemble(
         queue_size=s.engine.queue_size,
     )
     control.venue.set_report_sink(engine.on_report)  # through the guard to the venue: fills and rejects are alerted
-    engine.tick_listeners.append(venue.on_tick)
-    engine.book_listeners.append(venue.on_book)
+    if live is None:  # the simulated venue matches against the market data the engine sees
+        engine.tick_listeners.append(venue.on_tick)
+        engine.book_listeners.append(venue.on_book)
+    else:  # staleness per asset and the dead man's switch, at the top of every iteration
+        engine.guards.append(live.engine_guard)
     engine.guards.append(oms.guard)  # stream staleness, dirty max age, reconciliation freshness
     recorder = None
     if s.market.record and s.mode is not Mode.REPLAY:
@@ -314,6 +365,9 @@ async def _assemble(
         engine.market_listeners.append(recorder)
         engine.batch_listeners.append(recorder.start_batch)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
+    runtime.exits_via_gate = s.risk.flatten.via_gate
+    late.runtime = runtime
+    late.engine = engine
     connect_tap(tap, runtime)
     arming = control.arming  # in the operator's (wall) clock
 
@@ -338,8 +392,12 @@ async def _assemble(
         )
     svc = Service(
         loaded, run_id, version, clock, db, audit, engine, venue, feed, runtime, arming, reconciler=reconciler, safety=safety,
-        control=control, recorder=recorder, start_ns=start_ns,
+        control=control, recorder=recorder, start_ns=start_ns, keys=keys, live=live,
     )
+    if live is not None and keys.trade_entry is not None:  # LIVE: the trade key stays sealed until an arming
+        late.holder = svc.trade_key = wire_trade_key(
+            keys, arming, safety, engine, drain_timeout_s=s.keys.trade_key_drain_timeout_s, drop_client=live.venue.drop_trade_client
+        )
     if s.mode is Mode.REPLAY:
         # no scheduler and no operator in REPLAY: their wall-time jobs and commands would call into the engine at
         # moments no recording holds, and a replay is reproducible only from its events
@@ -358,19 +416,174 @@ async def _assemble(
         )
     )
     oms.rec.alert = ops.alert
+    late.alert = ops.alert
     # risk alerts (kill switches, breaches, flattening, per-strategy halts) reach the operator through the outbox;
     # global SAFE / HALTED are announced by the incident desk (its draft), so they are not alerted twice
     runtime.alert = ops.alert
     runtime.alert_global_halts = False
-    # ops drafts an incident on SAFE/HALTED; its check fills the checklist slot (spec 16.1 "incident report drafted")
-    safety.provide_check(INCIDENT_RECORDED, ops.incidents.resume_check_item)
+    # ops drafts an incident on SAFE/HALTED and fills the checklist slot INCIDENT_RECORDED itself (OpsDeps.safety)
     control.events.announce_trading_state = False  # risk and the incident desk announce state changes (no double alert)
     await build_control_plane(
         control, s.telegram, engine=engine, db=db, config_hash=loaded.hash, config_public=public_dict(s), version=version,
         run_id=run_id, kill_file=s.engine.kill_file, job_queue=ops.scheduler.ptb_job_queue() if s.telegram.token else None,
         report_provider=_report_provider(ops), incidents=ops.incidents,
+        reconciliation=_reconciliation_status(reconciler, clock), pnl_today=_pnl_status(runtime, first.quote),
     )
+    if control.plane is not None:  # the recovery checklist's "limits confirmed" needs an operator command
+        control.plane.commands["limits"] = limits_command(runtime)
     return svc
+
+
+def live_preconditions(s: Settings) -> None:
+    """LIVE starts only with everything that keeps it safe: fail closed, with the fix in the message."""
+    if s.market.venue != s.venue.exchange:
+        raise StartupError(f"mode LIVE: market.venue = {s.market.venue!r} must name the live venue (venue.exchange = {s.venue.exchange!r})")
+    if s.venue.exchange != "binance":
+        raise StartupError(f"venue.exchange = {s.venue.exchange!r}: only 'binance' has an adapter (docs/venues.md: adding a venue)")
+    if s.market.feed != "venue":
+        raise StartupError("mode LIVE trades on the venue's own market data: set market.feed = \"venue\"")
+    if s.telegram.token is None:
+        raise StartupError(
+            "mode LIVE needs the Telegram control plane (nothing executes without an operator's arming and confirmation): "
+            "set BOT_TELEGRAM__TOKEN and telegram.allowed_chat_ids / allowed_user_ids"
+        )
+    if not s.telegram.allowed_chat_ids or not s.telegram.allowed_user_ids:
+        raise StartupError("mode LIVE needs telegram.allowed_chat_ids and telegram.allowed_user_ids: nobody could arm or confirm")
+
+
+class _Late:
+    """Callbacks the live venue needs at build time towards parts built after it (risk runtime, ops alerts,
+    the trade-key holder). Until they exist the callbacks fail closed (no trade key; SAFE is only recorded)."""
+
+    def __init__(self) -> None:
+        self.runtime: RiskRuntime | None = None
+        self.alert: Callable[[str, str, str], None] | None = None
+        self.holder: TradeKeyHolder | None = None
+        self.feed_health: FeedHealth | None = None
+        self.engine: Engine | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def trade_credentials(self) -> Any:
+        return self.holder.trade_credentials() if self.holder is not None else None
+
+    def on_alert(self, severity: str, key: str, text: str) -> None:
+        if self.alert is not None:
+            self.alert(severity, key, text)
+        else:
+            log.warning("venue alert before the notifier exists: %s %s", severity, text)
+
+    def on_safe(self, code: Any, reason: str) -> None:
+        if self.runtime is not None:
+            self.runtime.on_safe(code, reason)
+        else:
+            log.error("venue asked for SAFE before the risk runtime exists: %s %s", code, reason)
+
+    def on_gap(self, gap: SequenceGap) -> None:
+        """Fills the stream skipped: the OMS marks the asset dirty and asks for SAFE, inside the engine loop (one
+        writer); the adapter calls this from its own task."""
+        engine = self.engine
+        if engine is None:
+            log.error("venue reported a gap before the engine exists: %s", gap)
+            return
+        task = asyncio.get_running_loop().create_task(engine.call(lambda: engine.oms.on_sequence_gap(gap)), name="venue-gap")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_status(self, status: StreamStatus) -> None:
+        # losing the market-data connection is a connectivity loss: SAFE (spec 4.7.4; the adapter's own
+        # cancel-on-disconnect sweeps resting orders). The user stream's health gates orders through FeedHealth.
+        if status.stream == "market" and status.asset is None and not status.healthy and self.runtime is not None:
+            self.runtime.on_disconnect(f"{status.venue} market data: {status.reason}")
+
+
+async def _start_live_venue(s: Settings, keys: KeyRuntime, clock: Clock, late: _Late) -> tuple[BinanceLive, dict[str, Decimal]]:
+    """Build and start the live adapter with the read key (markets, fees, clock offset, streams) and read the
+    account's balances: the starting account value of the drawdown policy."""
+    late.feed_health = FeedHealth(WallClock(), int(s.oms.stream_stale_s * 1_000_000_000))
+    live = build_binance(
+        s,
+        read_credentials=keys.read,
+        trade_credentials=late.trade_credentials,
+        clock=clock,
+        on_alert=late.on_alert,
+        on_status=late.on_status,
+        on_gap=late.on_gap,
+        on_safe=late.on_safe,
+        feed_health=late.feed_health,
+    )
+    try:
+        await live.start()
+        balances = await live.venue.get_balances()
+    except VenueError as exc:
+        await live.stop("start failed")
+        raise StartupError(f"{s.venue.exchange}: {exc.code.value}: {exc.message}") from None
+    missing = [a for a in s.market.assets if a not in live.venue.instruments]
+    if missing:
+        await live.stop("start failed")
+        raise StartupError(f"{s.venue.exchange} does not list {', '.join(missing)} (market.assets)")
+    return live, {ccy: b.total for ccy, b in balances.items()}
+
+
+def wire_trade_key(
+    keys: KeyRuntime,
+    arming: Arming,
+    safety: SafetyController,
+    engine: Engine,
+    *,
+    drain_timeout_s: float,
+    drop_client: Callable[[], Awaitable[None]] | None = None,
+) -> TradeKeyHolder:
+    """Least exposure: the trade key is decrypted when LIVE is armed and dropped when the arming ends (disarm,
+    expiry, SAFE, kill), after resting orders are cancelled (bounded by ``drain_timeout_s``).
+
+    The live venue takes ``holder.trade_credentials`` as its ``trade_credentials`` provider and passes its
+    ``drop_trade_client`` as ``drop_client``, so its trade client (and the key inside ccxt) goes with the key."""
+
+    async def drain() -> object:
+        return await engine.call(lambda: engine.oms.cancel_all(reason="arming ended: trade key about to be dropped"))
+
+    def on_error(message: str) -> None:  # an armed bot that cannot load its trade key disarms (fail closed)
+        asyncio.get_running_loop().call_soon(arming.disarm, "trade key unavailable")
+
+    holder = keys.build_trade_holder(is_armed=arming.is_armed, drain=drain, drain_timeout_s=drain_timeout_s, on_error=on_error)
+    if drop_client is not None:
+        dropping: set[asyncio.Task[None]] = set()
+
+        def on_key(creds: object) -> None:
+            if creds is None:
+                task = asyncio.get_running_loop().create_task(drop_client(), name="drop-trade-client")
+                dropping.add(task)
+                task.add_done_callback(dropping.discard)
+
+        holder.add_listener(on_key)
+    arming.add_listener(holder.on_arming)
+    safety.add_listener(holder.on_trading_state)
+
+    async def arming_expiry() -> None:
+        arming.check_expiry()  # an expiry is noticed at the next event at the latest; listeners drop the key
+
+    engine.guards.append(arming_expiry)
+    return holder
+
+
+def _reconciliation_status(reconciler: Reconciler, clock: Clock) -> Any:
+    def line() -> str | None:
+        res = reconciler.last_result
+        if res is None:
+            return "not run yet"
+        age = (clock.now_ns() - res.apply_ns) / 1e9 if res.apply_ns else None
+        return reconciliation_line(res.ok, res.problems + res.errors, age)
+
+    return line
+
+
+def _pnl_status(runtime: RiskRuntime, quote: str) -> Any:
+    def line() -> str | None:
+        st = runtime.status()
+        pnl = st.get("daily_pnl")
+        return None if pnl is None else daily_pnl_line(pnl, st.get("max_daily_loss"), quote)
+
+    return line
 
 
 def _report_provider(ops: OpsRuntime) -> Any:
@@ -527,7 +740,12 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         await engine.flush_audit()
         if control is not None and ops is not None:
             await control.stop()  # delivers what is due (bounded), then stops polling
-        await service.venue.close()
+        if service.live is not None:
+            await service.live.stop("service stop")  # cancel-on-disconnect sweep, then streams and clients closed
+        else:
+            await service.venue.close()
+        if service.keys is not None:
+            await service.keys.close()
         await service.db.dispose()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -612,6 +830,11 @@ def build_control_core(
     safety: SafetyController | None = None,
 ) -> Control:
     """What the engine needs from the control plane: the execution gate and the venue guard (before the engine)."""
+    if mode is Mode.LIVE and t.token is None:
+        raise StartupError(
+            "mode LIVE needs the Telegram control plane (set BOT_TELEGRAM__TOKEN and the allowlists): without it nothing "
+            "could be armed or confirmed (fail closed)"
+        )
     safety = safety or SafetyController(audit, clock)
     require_arming = mode is Mode.LIVE
     arming = Arming(clock, audit, t.arm_max_ttl_s)
@@ -661,6 +884,8 @@ async def build_control_plane(
     report_provider: Any = None,
     job_queue: Any = None,
     incidents: Any = None,
+    reconciliation: Any = None,
+    pnl_today: Any = None,
 ) -> None:
     """The commands and the Telegram Application (only with a token). Loads lockouts and the approved config.
 
@@ -685,6 +910,7 @@ async def build_control_plane(
         engine=engine, clock=clock, audit=audit, settings=t, arming=control.arming, safety=control.safety, book=control.book,
         stager=control.stager, gate=control.live_gate, lockouts=lockouts, approval=approval, require_arming=control.require_arming,
         version=version, run_id=run_id, kill_file=kill_file, report_provider=report_provider, incidents=incidents,
+        reconciliation=reconciliation, pnl_today=pnl_today,
     )
     gatekeeper = Gatekeeper(t, clock, lockouts, CommandRateLimiter(t.commands_per_minute), control.notifier, audit, plane.mask_args)
     telegram = TelegramControl(

@@ -30,6 +30,14 @@ def pristine_decimal_context() -> Iterator[None]:
 PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_decimal_context() -> Iterator[None]:
+    """Every test starts from Python's default decimal context. ccxt changes the context it finds in place
+    (ROUND_HALF_UP, Underflow trapped); a test that calls raw ccxt must not leak that into the next test."""
+    decimal.setcontext(decimal.DefaultContext.copy())
+    yield
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
@@ -102,3 +110,30 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("BOT_") and key != "BOT_TEST_PG_URL":
             monkeypatch.delenv(key)
     yield
+
+
+@pytest.fixture
+def isolated_logging() -> Iterator[None]:
+    """Tests that call ``bot.ops.logs.configure`` (or the CLI): root handlers, levels, the redactor's registry and
+    the exception hooks are restored afterwards."""
+    import logging
+    import sys
+    import threading
+
+    from bot.keys.redaction import REDACTOR
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "aiosqlite", "sqlalchemy.engine", "apscheduler", "telegram", "websockets")}
+    hooks = (sys.excepthook, threading.excepthook)
+    REDACTOR.clear()
+    yield
+    REDACTOR.clear()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
+    sys.excepthook, threading.excepthook = hooks

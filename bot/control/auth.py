@@ -109,9 +109,9 @@ class Gatekeeper:
                 f"⏱ Dropped {what} sent {duration(age)} ago ({utc_time(inc.sent_ns)}): older than {duration(self.max_age_ns / NS)}, "
                 "so it was not executed. Send it again if you still mean it.",
             )
-        if not exempt and not self.limiter.hit(inc.user_id):
+        if not exempt and not await self.limiter.hit(inc.user_id):
             wait = self.limiter.retry_after_s(inc.user_id)
-            self._audit(inc, "rate_limited", f"over {self.limiter.item.amount} commands per minute")
+            self._audit(inc, "rate_limited", f"over {self.limiter.per_minute} commands per minute")
             return GateDecision(False, "rate_limited", f"🐢 Too many commands: try again in {duration(wait)}.")
         return GateDecision(True, "ok")
 

@@ -293,6 +293,12 @@ class IntentCommands:
         entry.client_order_id = order.client_order_id
         base, _ = units(order.asset)
         state = order.status.value
+        if state == "REJECTED":
+            return Reply(
+                f"❌ <code>{entry.short}</code> was confirmed and sent, but order <code>{esc(order.client_order_id)}</code> was "
+                "<b>REJECTED</b> (the alert says why). Nothing is open.",
+                outcome="refused", detail=f"order {order.client_order_id} REJECTED",
+            )
         filled = f", filled {qty(order.filled_qty, base)}" + (f" @ {price(order.avg_price, quote)}" if order.avg_price else "") if order.filled_qty else ""
         return Reply(
             f"✅ Executed <code>{entry.short}</code>: {esc(order.side.value)} {qty(order.qty, base)} on {esc(order.asset)} → order "

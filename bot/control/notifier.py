@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bot.domain.ports import Clock
+from bot.keys.redaction import redact
 
 NS = 1_000_000_000
 SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
@@ -44,6 +45,7 @@ class OutboxNotifier:
         self.suppressed = 0
 
     def alert(self, severity: str, key: str, text: str) -> None:
+        text = redact(text)  # no registered secret reaches the outbox table or a chat (bot.keys.redaction)
         sev = severity.upper() if severity.upper() in SEVERITIES else "WARNING"
         now = self._clock.monotonic_ns()
         last = self._last.get(key)

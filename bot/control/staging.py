@@ -152,6 +152,7 @@ class IntentBook:
     def __init__(self, *, hash_fn: HashFn = intent_hash, keep_closed: int = 2000) -> None:
         self._hash_fn = hash_fn
         self._entries: OrderedDict[str, Staged] = OrderedDict()  # hash -> entry, staging order
+        self._live: dict[str, Staged] = {}  # the pending and running ones (pruned lazily: a closed entry drops out)
         self._by_intent: dict[str, Staged] = {}
         self._keep_closed = keep_closed
 
@@ -169,20 +170,27 @@ class IntentBook:
             raise RuntimeError("could not find a unique hash")
         e.hash = h
         self._entries[h] = e
+        self._live[h] = e
         if e.intent is not None:
             self._by_intent[e.intent.id] = e
         self._trim()
         return e
 
     # ------------------------------------------------------------------ lookups
+    def _live_entries(self) -> list[Staged]:
+        closed = [h for h, e in self._live.items() if e.status not in (EntryStatus.PENDING, EntryStatus.ACTIVE)]
+        for h in closed:
+            del self._live[h]
+        return list(self._live.values())
+
     def lookup(self, prefix: str, now_ns: int) -> Lookup:
         self.expire_due(now_ns)
-        matches = [e for h, e in self._entries.items() if h.startswith(prefix)]
-        live = [e for e in matches if e.is_live(now_ns)]
+        live = [e for e in self._live.values() if e.hash.startswith(prefix) and e.is_live(now_ns)]
         if len(live) == 1:
             return Lookup(live[0], 1)
         if live:
             return Lookup(None, len(live))
+        matches = [e for h, e in self._entries.items() if h.startswith(prefix)]  # the rare path: explain why not
         latest = max(matches, key=lambda e: e.status_ns, default=None)
         return Lookup(latest, 0)
 
@@ -191,13 +199,13 @@ class IntentBook:
 
     def pending(self, now_ns: int) -> list[Staged]:
         self.expire_due(now_ns)
-        return [e for e in self._entries.values() if e.status is EntryStatus.PENDING]
+        return [e for e in self._live.values() if e.status is EntryStatus.PENDING]
 
     def active_mandates(self) -> list[Staged]:
-        return [e for e in self._entries.values() if e.status is EntryStatus.ACTIVE]
+        return [e for e in self._live.values() if e.status is EntryStatus.ACTIVE]
 
     def active_mandate(self, strategy_id: str) -> Staged | None:
-        for e in self._entries.values():
+        for e in self._live.values():
             if e.status is EntryStatus.ACTIVE and e.mandate is not None and e.mandate.strategy_id == strategy_id:
                 return e
         return None
@@ -209,7 +217,7 @@ class IntentBook:
     def expire_due(self, now_ns: int) -> list[Staged]:
         """Pending entries past their expiry become EXPIRED; running mandates past their end become ENDED."""
         changed: list[Staged] = []
-        for e in self._entries.values():
+        for e in self._live_entries():
             if e.status is EntryStatus.PENDING and now_ns >= e.expires_ns:
                 e.close(EntryStatus.EXPIRED, "not confirmed in time", e.expires_ns)
                 changed.append(e)
@@ -221,7 +229,7 @@ class IntentBook:
     def void_all(self, reason: str, now_ns: int, *, mandates: bool = True) -> list[Staged]:
         """Void every pending entry (and end every running mandate): disarm, SAFE, kill."""
         changed: list[Staged] = []
-        for e in self._entries.values():
+        for e in self._live_entries():
             if e.status is EntryStatus.PENDING:
                 e.close(EntryStatus.VOIDED, reason, now_ns)
                 changed.append(e)
@@ -237,5 +245,6 @@ class IntentBook:
         closed = [h for h, e in self._entries.items() if e.status not in (EntryStatus.PENDING, EntryStatus.ACTIVE)]
         for h in closed[: max(0, len(closed) - self._keep_closed)]:
             e = self._entries.pop(h)
+            self._live.pop(h, None)
             if e.intent is not None:
                 self._by_intent.pop(e.intent.id, None)

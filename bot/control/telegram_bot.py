@@ -43,6 +43,7 @@ from bot.control.delivery import OutboxDelivery
 from bot.control.plane import ControlPlane
 from bot.control.staging import Staged
 from bot.control.views import staged_buttons, staged_html
+from bot.keys.redaction import redact
 from bot.store.outbox import OutboxItem, OutboxRepo
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ class TelegramControl:
 
     # ------------------------------------------------------------------ sending
     async def _send(self, chat_id: int, html: str, buttons: Buttons | None = None) -> None:
+        html = redact(html)  # last line of defence: no registered secret leaves in a message (bot.keys.redaction)
         kwargs = {"rate_limit_args": REPLY_RETRIES} if self._rate_limited else {}
         try:
             await self.app.bot.send_message(chat_id=chat_id, text=html, parse_mode=ParseMode.HTML, reply_markup=markup(buttons), **kwargs)
@@ -252,7 +254,7 @@ class TelegramControl:
 
     async def _deliver(self, chat_id: int, reply: Reply) -> None:
         if reply.photo is not None:
-            caption = reply.html if len(reply.html) <= 1024 else None
+            caption = redact(reply.html) if len(reply.html) <= 1024 else None
             await self.app.bot.send_photo(chat_id=chat_id, photo=reply.photo, caption=caption, parse_mode=ParseMode.HTML)
             if caption is None:
                 await self._send(chat_id, reply.html, reply.buttons)
@@ -266,7 +268,8 @@ class TelegramControl:
         assert item.chat_id is not None
         footer = f"\n<i>#{item.id}</i>"  # the alert's id: a repeat (after an ambiguous timeout) is recognisable
         limit = CAPTION_LIMIT if item.photo is not None else TEXT_LIMIT
-        text = item.text + footer if len(_plain(item.text)) + len(footer) <= limit else item.text
+        body = redact(item.text)
+        text = body + footer if len(_plain(body)) + len(footer) <= limit else body
         if item.photo is not None:
             await self.app.bot.send_photo(chat_id=item.chat_id, photo=item.photo, caption=text or None, parse_mode=ParseMode.HTML)
         else:

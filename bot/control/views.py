@@ -182,3 +182,17 @@ def entry_outcome(entry: Staged) -> str:
     if s is EntryStatus.VOIDED:
         return f"was voided at {utc_time(entry.status_ns)}: {esc(entry.status_reason)}"
     return f"is {esc(s.value.lower())}: {esc(entry.status_reason)}"
+
+
+def reconciliation_line(ok: bool, problems: list[str], age_s: float | None) -> str:
+    """The /status line for the last reconciliation with the venue."""
+    when = f"{duration(age_s)} ago" if age_s is not None else "time unknown"
+    if ok:
+        return f"✅ {when}"
+    return f"⚠️ {when}: " + esc("; ".join(problems[:2]) or "mismatch")
+
+
+def daily_pnl_line(pnl: Decimal, cap: Decimal | None, quote: str) -> str:
+    """The /status PnL line: today's net PnL against the daily loss cap."""
+    text = money(pnl, quote, signed=True)
+    return text + (f" (daily loss cap {money(cap, quote)})" if cap is not None else "")

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from bot.domain.fill import Fill
 from bot.domain.instrument import Instrument
-from bot.domain.intent import Intent, IntentKind
+from bot.domain.intent import Intent, IntentKind, Side
 from bot.domain.market import Book, Tick
 from bot.domain.modes import Mode
 from bot.domain.money import ZERO
@@ -547,14 +547,24 @@ class _EngineView:
         return pos.qty if pos is not None else ZERO
 
     def strategy_exposure(self, strategy_id: str, asset: str) -> tuple[Decimal, Decimal]:
-        buys = sells = ZERO
-        for o in self._e.oms.live.values():
-            if o.strategy_id == strategy_id and o.asset == asset:
-                if o.side.sign > 0:
-                    buys += o.open_qty
-                else:
-                    sells += o.open_qty
+        _, _, buys, sells = self.exposures(asset, strategy_id)
         return buys, sells
+
+    def exposures(self, asset: str, strategy_id: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """(buys, sells) resting and in flight of the asset, then of one strategy in it: one pass over live orders."""
+        buys = sells = sbuys = ssells = ZERO
+        for o in self._e.oms.live.values():
+            if o.asset == asset:
+                q = o.open_qty
+                if o.side is Side.BUY:
+                    buys += q
+                    if o.strategy_id == strategy_id:
+                        sbuys += q
+                else:
+                    sells += q
+                    if o.strategy_id == strategy_id:
+                        ssells += q
+        return buys, sells, sbuys, ssells
 
     def mark(self, asset: str) -> Decimal | None:
         tick = self._e.market.last.get(asset)

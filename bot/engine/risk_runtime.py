@@ -11,8 +11,11 @@ After every iteration (``after``) the pending work runs again, so a trigger insi
 Per tick (``on_tick``, O(1)): the jump detector and, only for assets with an armed barrier, the barrier test.
 
 Every order this module creates (flatten slices, barrier exits) is a reduce-only marketable limit IOC that is
-recorded as an intent, checked by risk (stage ``flatten`` / ``barrier``) and passed to the engine's execution
-gate like any other: in LIVE the gate decides whether it needs a confirmation.
+recorded as an intent and checked by risk (stage ``flatten`` / ``barrier``: it must reduce the position). It is
+executed without the arming gate (``exits_via_gate`` False, the default): SAFE revokes arming, and an auto-flatten
+that waits for a human is not one; the limits that trigger it and the barriers (part of the confirmed entry
+intent's hash) were authorised beforehand. With ``exits_via_gate`` True they go through the engine's gate
+(in LIVE: staged for a confirmation).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.intent import Barrier, Intent, OrderType, Side, TimeInForce, Urgency
 from bot.domain.market import Tick
 from bot.domain.order import Order, OrderStatus
+from bot.domain.streams import StreamStatus
 from bot.domain.venue import ExecutionReport, OrderRequest, VenueError
 from bot.engine.loop import Admission, Engine
 from bot.risk.advice import NORMAL, Advice, QuoteMode
@@ -72,6 +76,7 @@ class RiskRuntime:
         self._barrier_of: dict[str, Barrier] = {}  # client order id -> the barrier its intent carried
         self._tasks: set[asyncio.Task[Any]] = set()
         self._venue = engine.oms.venue_name
+        self.exits_via_gate = False
 
     def install(self) -> RiskRuntime:
         e = self.engine
@@ -342,7 +347,7 @@ class RiskRuntime:
         verdict = e.check_risk(intent, stage)
         if not verdict.approved:
             return True  # audited; retried after the slice interval
-        admission = e.gate.admit(intent)
+        admission = e.gate.admit(intent) if self.exits_via_gate else Admission.EXECUTE
         if admission is Admission.EXECUTE:
             await e.submit(intent)
         elif admission is Admission.STAGED:
@@ -360,6 +365,13 @@ class RiskRuntime:
         """Connectivity to the venue lost (issue 6 raises it): SAFE and cancel-on-disconnect (best effort: the
         venue's own cancel-on-disconnect is the primary protection)."""
         self.on_safe(ErrorCode.VENUE_UNAVAILABLE, f"connectivity lost: {reason}")
+
+    def on_stream_status(self, status: StreamStatus) -> None:
+        """A venue stream's health (``on_status`` of the venue adapter). The user-data stream (fills, orders) down
+        is connectivity loss: SAFE and cancel-on-disconnect (spec 4.7.4). Market-data staleness needs nothing
+        here: the staleness monitor measures it from the market data itself. Recovery never leaves SAFE."""
+        if status.stream == "user" and not status.healthy and status.asset is None:
+            self.on_disconnect(f"{status.venue} user stream: {status.reason}")
 
     def _schedule_work(self) -> None:
         if self.engine._in_dispatch:  # inside the loop: the after hook of this iteration does it

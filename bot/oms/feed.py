@@ -13,13 +13,16 @@ composition root passes no FeedHealth for it.
 from __future__ import annotations
 
 from bot.domain.ports import Clock
+from bot.domain.streams import StreamStatus
 
 
 class FeedHealth:
     __slots__ = ("_clock", "stale_after_ns", "name", "up", "last_alive_ns", "generation", "down_reason")
 
-    def __init__(self, clock: Clock, stale_after_ns: int, name: str = "user-stream") -> None:
-        if stale_after_ns <= 0:
+    def __init__(self, clock: Clock, stale_after_ns: int | None, name: str = "user-stream") -> None:
+        """``stale_after_ns``: silence that makes the stream stale; None when the adapter detects a dead
+        connection itself (heartbeats) and reports it as a disconnect (the Binance adapter does)."""
+        if stale_after_ns is not None and stale_after_ns <= 0:
             raise ValueError("stale_after_ns must be positive")
         self._clock = clock
         self.stale_after_ns = stale_after_ns
@@ -40,16 +43,27 @@ class FeedHealth:
         self.last_alive_ns = self._clock.monotonic_ns()
 
     def disconnected(self, reason: str) -> None:
+        if self.up:
+            self.generation += 1
         self.up = False
-        self.generation += 1
         self.down_reason = reason or "disconnected"
+
+    def on_status(self, status: StreamStatus) -> None:
+        """The venue adapter's ``on_status`` callback: only the user-data stream's connection matters here
+        (market data staleness is the risk part's)."""
+        if status.stream != "user" or status.asset is not None:
+            return
+        if status.healthy:
+            self.connected()
+        else:
+            self.disconnected(f"{status.code.value + ': ' if status.code else ''}{status.reason}")
 
     # --- read by the OMS ----------------------------------------------------------------------
     def status(self, now_ns: int) -> tuple[bool, str]:
         """(healthy, why not)."""
         if not self.up:
             return False, f"{self.name} down: {self.down_reason}"
-        if self.last_alive_ns is not None and now_ns - self.last_alive_ns > self.stale_after_ns:
+        if self.stale_after_ns is not None and self.last_alive_ns is not None and now_ns - self.last_alive_ns > self.stale_after_ns:
             silent_s = (now_ns - self.last_alive_ns) / 1e9
             return False, f"{self.name} stale: no message or heartbeat for {silent_s:.1f}s"
         return True, ""

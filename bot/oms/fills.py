@@ -27,9 +27,10 @@ class FillSequence:
     """Strictly increasing fill sequence numbers of one venue stream. Missing numbers are kept as ranges
     (a jump of a billion costs one range, not a billion set entries)."""
 
-    __slots__ = ("last", "_missing")
+    __slots__ = ("first", "last", "_missing")
 
     def __init__(self) -> None:
+        self.first: int | None = None
         self.last: int | None = None
         self._missing: list[tuple[int, int]] = []  # sorted, disjoint, inclusive ranges
 
@@ -42,9 +43,17 @@ class FillSequence:
 
     def observe(self, seq: int) -> tuple[SeqOutcome, tuple[int, int] | None]:
         """Record ``seq``. Returns the outcome and, for GAP, the range that was skipped."""
-        if self.last is None:
-            self.last = seq
+        if self.last is None or self.first is None:
+            self.first = self.last = seq
             return SeqOutcome.FIRST, None
+        if seq < self.first:
+            # earlier than anything seen (reports raced each other): a hole below the first number is a gap too
+            old, self.first = self.first, seq
+            if seq + 1 <= old - 1:
+                gap = (seq + 1, old - 1)
+                self._missing.insert(0, gap)
+                return SeqOutcome.GAP, gap
+            return SeqOutcome.OK, None
         if seq == self.last + 1:
             self.last = seq
             return SeqOutcome.OK, None

@@ -46,6 +46,9 @@ class Gates:
         self.rate = RateLimiter(limits.max_orders_per_s)
         self.flipflop = FlipFlopDetector(limits.flipflop_window_ns, limits.flipflop_max_cycles)
         self.unknown_orders: dict[str, str] = {}  # client order id -> asset, for orders in UNKNOWN
+        # assets whose fills may have gone unreported because the stream was down or silent: fills that
+        # reconciliation finds for them are the expected recovery, not a lost message (cleared when clean)
+        self.outage_assets: set[str] = set()
         self.last_reconcile_ok_ns: int | None = None  # monotonic; None until the first successful reconciliation
         self._reconcile_stale_reported = False
         self._feed_ok = feed is None
@@ -92,6 +95,7 @@ class Gates:
 
     def clean(self, asset: str, reason: str) -> bool:
         mark = self.dirty.clear(asset)
+        self.outage_assets.discard(asset)
         if mark is None:
             return False
         self.rec.transition("dirty", asset, "DIRTY", "CLEAN", None, reason)
@@ -107,10 +111,12 @@ class Gates:
         healthy, why = feed.status(now_ns)
         scope = f"venue:{self.venue_name}"
         if feed.generation != self._feed_generation:
-            # a disconnect happened since the last look (it may already have reconnected)
+            # a disconnect happened since the last look (it may already have reconnected): it had been up
             self._feed_generation = feed.generation
+            self._feed_ever_up = True
             if self._feed_ok:
                 self._feed_ok = False
+                self.outage_assets.update(self._assets())
                 self._feed_reason = f"{feed.name} down: {feed.down_reason}"
                 self.rec.transition("feed", scope, "UP", "DOWN", ErrorCode.WS_STALE, self._feed_reason)
                 self.rec.warn(f"oms:feed:{self.venue_name}", f"{self.venue_name} {self._feed_reason}: new orders blocked")
@@ -120,6 +126,7 @@ class Gates:
             return healthy
         self._feed_ok = healthy
         if not healthy:
+            self.outage_assets.update(self._assets())
             self._feed_reason = why
             self.rec.transition("feed", scope, "UP", "DOWN", ErrorCode.WS_STALE, why)
             self.rec.warn(f"oms:feed:{self.venue_name}", f"{self.venue_name} {why}: new orders blocked")
@@ -135,6 +142,11 @@ class Gates:
             self.rec.transition("feed", scope, "DOWN", "UP", None, "stream connected")
         self._feed_ever_up = True
         return True
+
+    @property
+    def feed_ok(self) -> bool:
+        """As of the last look (``observe_feed``)."""
+        return self._feed_ok
 
     @property
     def feed_reason(self) -> str:

@@ -23,6 +23,7 @@ from bot.domain.money import ZERO
 from bot.domain.order import LIVE_STATES, Order, OrderStatus
 from bot.domain.ports import AuditSink, Clock, Venue
 from bot.domain.position import Portfolio
+from bot.domain.streams import SequenceGap
 from bot.domain.venue import ExecutionReport, OrderRequest, PositionUpdate, VenueError, VenueOrder
 from bot.oms.feed import FeedHealth
 from bot.oms.fills import FillSequence, RateLookup, SeqOutcome, fee_in_quote
@@ -103,6 +104,7 @@ class OrderManager:
         self.fees_by_currency: dict[str, Decimal] = {}
         self.last_fill_mono: dict[str, int] = {}
         self.last_position_update: dict[str, tuple[Decimal, int]] = {}
+        self.touched: set[str] = set()  # assets this run ever placed, tracked or got a fill in
         self.fills_applied = 0
         self.duplicate_fills = 0
         self.orphan_fills = 0
@@ -292,6 +294,7 @@ class OrderManager:
             self._refuse(intent, attempt, ErrorCode.INVALID_ORDER, f"client order id {coid} already used")
             return None
         self.gates.rate.record(intent.asset, now)
+        self.touched.add(order.asset)
         self.orders[coid] = order
         self._created_mono[coid] = now
         self._by_intent.setdefault(intent.id, []).append(coid)
@@ -525,6 +528,23 @@ class OrderManager:
         else:
             self.mark_dirty(asset, f"venue position update disagrees: venue {update.qty}, internal {expected}")
 
+    def on_sequence_gap(self, gap: SequenceGap) -> None:
+        """The venue adapter's ``on_gap`` callback. A fill gap (the adapter found fills the stream skipped)
+        is SAFE material (spec 4.7.1) and makes the asset dirty; book gaps are market data, not ours."""
+        if gap.kind != "fill":
+            return
+        reason = f"{gap.venue} {gap.stream} stream skipped fill(s) on {gap.asset}: expected {gap.expected}, received {gap.received}" + (
+            f" ({gap.detail})" if gap.detail else ""
+        )
+        self.mark_dirty(gap.asset, reason)
+        self.rec.safe(
+            ErrorCode.FILL_SEQ_GAP,
+            f"{gap.asset}@{gap.venue}:gap:{gap.ts_ns}",
+            reason,
+            {"asset": gap.asset, "expected": gap.expected, "received": gap.received, "detail": gap.detail},
+            incident=True,
+        )
+
     # ------------------------------------------------------------------ fills
     def apply_reconciled_fill(self, fill: Fill) -> bool:
         """A fill found by reconciliation (REST) that the stream never delivered: applied once, with its real id."""
@@ -558,6 +578,7 @@ class OrderManager:
             orphan = "fill for an order this OMS does not track"
         # the fill happened at the venue: it always counts in the account's running sum
         self.portfolio.apply_fill(fill)
+        self.touched.add(fill.asset)
         self.fills_applied += 1
         ccy = fill.fee_currency.upper()
         if fill.fee:
@@ -672,6 +693,7 @@ class OrderManager:
             tag="adopted" if policy == "adopt" else "unknown",
         )
         self.orders[order.client_order_id] = order
+        self.touched.add(order.asset)
         self._created_mono[order.client_order_id] = self.clock.monotonic_ns()
         self.audit.record(
             "order",

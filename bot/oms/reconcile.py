@@ -47,6 +47,7 @@ from bot.oms.orders import OrderManager
 log = logging.getLogger(__name__)
 S = OrderStatus
 T = TypeVar("T")
+_STEADY = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED})
 EngineCall = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -79,7 +80,8 @@ class AssetCheck:
 class ReconcileResult:
     ok: bool = True
     assets: list[AssetCheck] = field(default_factory=list)
-    missed_fills: list[Fill] = field(default_factory=list)
+    missed_fills: list[Fill] = field(default_factory=list)  # unknown to us, older than the grace window: applied
+    recovered_fills: list[Fill] = field(default_factory=list)  # the subset found after a stream outage (expected)
     recent_fills: int = 0  # unknown fills younger than the grace window: left to the stream for now
     history_fills: int = 0  # fills from before this run: part of the baseline, never applied
     unknown_orders: list[str] = field(default_factory=list)
@@ -215,6 +217,11 @@ class Reconciler:
                 by_asset.setdefault(f.asset, []).append(f)
             for asset, fs in by_asset.items():
                 ids = [f.fill_id for f in fs]
+                if asset in oms.gates.outage_assets or not oms.gates.feed_ok:
+                    # the stream was down or silent: finding these over REST is the designed recovery
+                    res.recovered_fills.extend(fs)
+                    rec.warn(f"oms:recovered:{asset}", f"{len(fs)} fill(s) on {asset} from the stream outage recovered by reconciliation: {', '.join(ids)}")
+                    continue
                 reason = f"{len(fs)} fill(s) on {asset} missed by the stream, found by reconciliation and applied once: {', '.join(ids)}"
                 res.problems.append(reason)
                 if rec.safe(
@@ -228,9 +235,13 @@ class Reconciler:
 
         # 2. the venue's open orders ------------------------------------------------------------
         policy = self.limits.unknown_orders
+        orders = oms.orders
+        awaiting = oms.awaiting_fills()
         for vo in snap.open_orders:
             coid = vo.client_order_id
-            order = oms.orders.get(coid)
+            order = orders.get(coid)
+            if order is not None and order.status in _STEADY and vo.filled_qty <= order.filled_qty and coid not in awaiting:
+                continue  # the common case: open at both ends, nothing filled that we do not know of
             if order is None:
                 oms.track_venue_order(vo, policy)
                 res.unknown_orders.append(coid)
@@ -286,10 +297,10 @@ class Reconciler:
             res.errors.append(f"lookup {coid}: {err}")
 
         # 4. positions -------------------------------------------------------------------------------
-        live_assets = {o.asset for o in oms.live.values()}
         for asset in sorted(set(snap.assets) | set(snap.positions)):
             venue_qty = snap.positions.get(asset, ZERO)
-            if asset not in oms.baseline and asset not in oms.portfolio.positions and asset not in live_assets:
+            if asset not in oms.baseline and asset not in oms.touched and asset not in recent_assets:
+                # never traded by this run, no fill on its way: whatever the venue holds was there before
                 oms.seed_baseline({asset: venue_qty}, "first reconciliation, untouched by this run", [asset])
                 res.assets.append(AssetCheck(asset, venue_qty, venue_qty, "baseline"))
                 oms.try_clean(asset, f"first reconciliation: venue holdings {venue_qty} taken as the baseline")
@@ -333,7 +344,7 @@ class Reconciler:
         for key in [k for k in self._problems if k not in seen and not k.startswith("pos:")]:
             del self._problems[key]
 
-        res.ok = not (res.problems or res.errors or res.unknown_orders or res.missed_fills)
+        res.ok = not (res.problems or res.errors or res.unknown_orders or (len(res.missed_fills) > len(res.recovered_fills)))
         if renew_freshness and not snap.fill_errors and not snap.lookup_errors:
             oms.gates.reconciled()
         res.apply_ns = time.perf_counter_ns() - t0
@@ -371,6 +382,8 @@ class Reconciler:
             data["resolved"] = [list(r) for r in res.resolved]
         if res.missed_fills:
             data["missed_fills"] = [f.fill_id for f in res.missed_fills]
+        if res.recovered_fills:
+            data["recovered_after_outage"] = [f.fill_id for f in res.recovered_fills]
         code = res.safe[0] if res.safe else (ErrorCode.POSITION_MISMATCH if not res.ok and res.problems else None)
         audit.record(
             "reconciliation",

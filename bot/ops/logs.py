@@ -1,4 +1,8 @@
-"""Logging set-up: UTC timestamps, one line per event, optional JSON."""
+"""Logging set-up: UTC timestamps, one line per event, optional JSON, every line through the redactor.
+
+``configure`` puts ``bot.keys.redaction``'s filter on its handler: every registered secret (the Telegram token,
+the venue keys, the master key) is masked in messages, arguments and tracebacks before a line is written.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import logging
 import sys
 import time
+
+from bot.keys.redaction import install_redaction
 
 
 class _UTCFormatter(logging.Formatter):
@@ -18,8 +24,12 @@ class _UTCFormatter(logging.Formatter):
 class _JSONFormatter(_UTCFormatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # the redacting filter leaves the masked traceback here
+            payload["exc"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = record.stack_info
         return json.dumps(payload)
 
 
@@ -30,6 +40,7 @@ def configure(level: str = "INFO", json_format: bool = False) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    install_redaction()
     root.setLevel(level)
     for noisy in ("httpx", "aiosqlite", "sqlalchemy.engine", "apscheduler", "telegram", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

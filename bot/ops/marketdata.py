@@ -1,9 +1,11 @@
 """Prices for reports: recorded market data files when present, otherwise our own fill prices.
 
-Recorded files (written by the engine's recorder, format in docs/interfaces.md "Recorded market data"):
-``{record_dir}/{venue}/{BASE}-{QUOTE}/{YYYY-MM-DD}.jsonl[.gz]`` (UTC date), one JSON object per line with at
-least ``ts_local_ns`` (or ``ts_ns``) and ``bid`` and ``ask`` (decimal strings; ``mid`` or ``last`` are
-accepted when bid/ask are absent). Lines that do not parse are skipped and counted, never fatal.
+Recorded files are the engine's recorder's (``bot/engine/recorder.py``; its ``day_files`` finds them):
+``{record_dir}/{venue}/{BASE}-{QUOTE}/{YYYY-MM-DD}[.k].jsonl.gz`` (UTC day), gzip members of JSON lines; tick
+lines carry ``ts_local_ns``, ``bid`` and ``ask`` (decimal strings; ``mid`` or ``last`` are accepted when
+bid/ask are absent). Header and book lines are skipped, as is anything that does not parse (counted, never
+fatal); a member cut short by a crash ends that file's reading and what precedes it is kept. Only the lines
+inside the window are parsed: the others are skipped on a cheap look at their timestamp.
 """
 
 from __future__ import annotations
@@ -65,10 +67,6 @@ class PricePath:
 class PriceSource(Protocol):
     def path(self, asset: str, start_ns: int, end_ns: int) -> PricePath | None:
         """Mid prices of ``asset`` between the two instants (plus the last one before ``start_ns`` when known)."""
-
-
-def _symbol_dir(asset: str) -> str:
-    return asset.replace("/", "-")
 
 
 def _dec(value: object) -> Decimal | None:

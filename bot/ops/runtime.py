@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.domain.ports import Clock
 from bot.engine.clock import WallClock
+from bot.keys.redaction import redact
 from bot.ops.daily import DailySummaryJob
 from bot.ops.incidents import IncidentDesk, RunInfo
 from bot.ops.marketdata import PriceSource, RecordedPrices
@@ -104,6 +105,7 @@ class OutboxAlert:
 
     def alert(self, severity: str, key: str, text: str) -> None:
         level = {"CRITICAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(severity, logging.INFO)
+        text = redact(text)  # no registered secret reaches the outbox table (bot.keys.redaction)
         log.log(level, "alert [%s] %s", key, text)
         now = clock_now(self.clock)
         try:

@@ -31,6 +31,7 @@ NS = 1_000_000_000
 CHECKPOINT_NS = "ops-ledger"  # state_kv namespace: positions per book at report-day ends
 HALT_STATES = ("SAFE", "HALTED")
 _CHUNK = 500
+_STREAM = 2000
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,13 @@ async def _ledger_at(conn: Any, start: datetime) -> Ledger:
     if checkpoint:
         query = query.where(FillRow.id > ledger.max_fill_id)
     late = False
-    for r in (await conn.execute(query)).all():
-        ledger.add(r.id, _book(r.run_id, r.mode, r.asset), r.asset, r.side, r.qty)
-        late = True
+    # streamed in partitions: a long history (no checkpoint yet) must not hold the event loop in one piece
+    result = await conn.stream(query.execution_options(yield_per=_STREAM))
+    async for part in result.partitions():
+        for r in part:
+            ledger.add(r.id, _book(r.run_id, r.mode, r.asset), r.asset, r.side, r.qty)
+            late = True
+        await asyncio.sleep(0)  # let the engine loop run between partitions
     if late or not checkpoint:
         for asset in {a for _, a in ledger.qty}:
             row = (
@@ -130,14 +135,16 @@ async def _load(
     db: AsyncEngine, start: datetime, end: datetime
 ) -> tuple[list[Any], Ledger, list[Any], dict[str, Any], _Audit]:
     async with db.connect() as conn:
-        window_fills = (
-            await conn.execute(
-                select(
-                    FillRow.id, FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
-                    FillRow.price, FillRow.fee_quote, FillRow.is_maker, FillRow.client_order_id,
-                ).where(FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id)
-            )
-        ).all()
+        window_fills: list[Any] = []
+        result = await conn.stream(
+            select(
+                FillRow.id, FillRow.fill_id, FillRow.ts, FillRow.run_id, FillRow.mode, FillRow.asset, FillRow.side, FillRow.qty,
+                FillRow.price, FillRow.fee_quote, FillRow.is_maker, FillRow.client_order_id,
+            ).where(FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id).execution_options(yield_per=_STREAM)
+        )
+        async for part in result.partitions():
+            window_fills.extend(part)
+            await asyncio.sleep(0)  # a busy day must not hold the event loop in one piece either
         ledger = await _ledger_at(conn, start)
         runs = (await conn.execute(select(Run.run_id, Run.run_kind, Run.ts, Run.mode).where(Run.ts < end))).all()
         coids = sorted({f.client_order_id for f in window_fills})

@@ -9,9 +9,9 @@ its error code and the inputs it used; docs/risk.md is the reference):
 
  1. cancels always pass (they only reduce resting exposure)
  2. manual kill (the kill file exists)                         KILL_SWITCH     everything
- 3. trading state, global then the strategy's                  SAFE_MODE / RISK_BLOCKED
- 4. per-venue asset allowlist                                  RISK_BLOCKED
- 5. stale market data on the asset                             MARKET_DATA_STALE (reducing too: no price)
+ 3. per-venue asset allowlist                                  RISK_BLOCKED
+ 4. stale market data on the asset                             MARKET_DATA_STALE (reducing too: no price)
+ 5. trading state, global then the strategy's                  SAFE_MODE / RISK_BLOCKED
  6. latency: venue BLOCKED (new risk), THROTTLED order rate    RISK_BLOCKED
  7. new risk only: circuit breaker, strategy cooldown, daily-loss lockout and cap (global, strategy),
     portfolio loss limit, strategy loss kill, event discipline (PULL / WIDEN)   RISK_BLOCKED
@@ -101,30 +101,6 @@ class RiskEngine:
             return _block(ErrorCode.KILL_SWITCH, "manual_kill", "the kill file exists: the engine acts on nothing", {"asset": asset})
         if qty <= 0:
             return _block(ErrorCode.INVALID_ORDER, "invalid_qty", f"order quantity must be positive, got {qty}", {"qty": qty})
-        pos = state.position(asset)
-        buys, sells = state.open_exposure(asset)
-        new_risk = not reduces(side, qty, pos, buys, sells)
-        safety = self.safety
-        gstate = safety.state
-        if gstate is not TradingState.ACTIVE:
-            if gstate is TradingState.HALTED or new_risk:
-                return _block(
-                    ErrorCode.SAFE_MODE if gstate is TradingState.SAFE else RB, "trading_state",
-                    f"trading state {gstate.value} ({safety.code or '-'}: {safety.reason}): "
-                    + ("no new orders" if gstate is TradingState.HALTED else "only orders that reduce the position"),
-                    {"state": gstate.value, "scope": "global", "position": pos, "resting_buy": buys, "resting_sell": sells, "qty": qty},
-                )
-        spos = state.strategy_position(sid, asset)
-        sbuys, ssells = state.strategy_exposure(sid, asset)
-        s_new_risk = not reduces(side, qty, spos, sbuys, ssells)
-        if safety.scoped:
-            sc = safety.scoped.get("strategy:" + sid)
-            if sc is not None and (sc.state is TradingState.HALTED or s_new_risk):
-                return _block(
-                    ErrorCode.SAFE_MODE if sc.state is TradingState.SAFE else RB, "trading_state",
-                    f"strategy {sid} is {sc.state.value} ({sc.code or '-'}: {sc.reason})",
-                    {"state": sc.state.value, "scope": f"strategy:{sid}", "strategy_position": spos, "qty": qty},
-                )
         venue = state.venue()
         allowed = lim.allowed_assets.get(venue)
         if allowed is not None and asset not in allowed:
@@ -138,6 +114,29 @@ class RiskEngine:
                 f"market data for {asset} is stale ({age / NS:.1f}s old; threshold {lim.stale.asset_stale_s:g}s, or recovering)",
                 {"asset": asset, "age_s": round(age / NS, 3), "threshold_s": lim.stale.asset_stale_s, "recovering": asset in self.stale.stale},
             )
+        pos = state.position(asset)
+        buys, sells, sbuys, ssells = state.exposures(asset, sid)
+        new_risk = not reduces(side, qty, pos, buys, sells)
+        safety = self.safety
+        gstate = safety.state
+        if gstate is not TradingState.ACTIVE:
+            if gstate is TradingState.HALTED or new_risk:
+                return _block(
+                    ErrorCode.SAFE_MODE if gstate is TradingState.SAFE else RB, "trading_state",
+                    f"trading state {gstate.value} ({safety.code or '-'}: {safety.reason}): "
+                    + ("no new orders" if gstate is TradingState.HALTED else "only orders that reduce the position"),
+                    {"state": gstate.value, "scope": "global", "position": pos, "resting_buy": buys, "resting_sell": sells, "qty": qty},
+                )
+        spos = state.strategy_position(sid, asset)
+        s_new_risk = not reduces(side, qty, spos, sbuys, ssells)
+        if safety.scoped:
+            sc = safety.scoped.get("strategy:" + sid)
+            if sc is not None and (sc.state is TradingState.HALTED or s_new_risk):
+                return _block(
+                    ErrorCode.SAFE_MODE if sc.state is TradingState.SAFE else RB, "trading_state",
+                    f"strategy {sid} is {sc.state.value} ({sc.code or '-'}: {sc.reason})",
+                    {"state": sc.state.value, "scope": f"strategy:{sid}", "strategy_position": spos, "qty": qty},
+                )
         lat = self.latency.state(venue)
         if lat is not LatencyState.NORMAL:
             if lat is LatencyState.BLOCKED and new_risk:

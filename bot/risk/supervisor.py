@@ -39,6 +39,12 @@ MS = 1_000_000
 RB = ErrorCode.RISK_BLOCKED
 
 
+def m(value: Decimal) -> str:
+    """Money in a message: exact, without trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text
+
+
 class CancelResting(NamedTuple):
     scope: str  # global | strategy:<id>
     reason: str
@@ -111,7 +117,7 @@ class RiskSupervisor:
         if -daily >= lim.max_daily_loss and "daily:" + GLOBAL not in loss.killed:
             loss.killed.add("daily:" + GLOBAL)
             until = loss.lock(GLOBAL, now)
-            reason = f"daily loss {-daily} >= max_daily_loss {lim.max_daily_loss}: flatten; no new risk until the next trading day"
+            reason = f"daily loss {m(-daily)} >= max_daily_loss {lim.max_daily_loss}: flatten; no new risk until the next trading day"
             out.append(Transition("daily_loss", "global", "OPEN", "LOCKED", RB, reason, "critical"))
             safety.enter(TradingState.SAFE, RB, reason)
             actions += [CancelResting("global", reason), Flatten("global", reason)]
@@ -120,7 +126,7 @@ class RiskSupervisor:
         session = loss.session_pnl(GLOBAL, net)
         if -session >= lim.max_portfolio_loss and "portfolio:" + GLOBAL not in loss.killed:
             loss.killed.add("portfolio:" + GLOBAL)
-            reason = f"portfolio loss {-session} >= max_portfolio_loss {lim.max_portfolio_loss}: halt all"
+            reason = f"portfolio loss {m(-session)} >= max_portfolio_loss {lim.max_portfolio_loss}: halt all"
             out.append(Transition("loss_limit", "global", None, "TRIGGERED", RB, reason, "critical"))
             safety.enter(TradingState.HALTED, RB, reason)
             actions.append(CancelResting("global", reason))
@@ -133,7 +139,7 @@ class RiskSupervisor:
             if -sdaily >= cap and "daily:" + sid not in loss.killed:
                 loss.killed.add("daily:" + sid)
                 loss.lock(sid, now)
-                reason = f"strategy {sid} daily loss {-sdaily} >= {cap}: flatten it; no new risk for it until the next trading day"
+                reason = f"strategy {sid} daily loss {m(-sdaily)} >= {cap}: flatten it; no new risk for it until the next trading day"
                 out.append(Transition("daily_loss", scope, "OPEN", "LOCKED", RB, reason, "critical"))
                 safety.enter(TradingState.SAFE, RB, reason, scope)
                 actions += [CancelResting(scope, reason), Flatten(scope, reason)]
@@ -142,7 +148,7 @@ class RiskSupervisor:
             ssession = loss.session_pnl(sid, snet)
             if -ssession >= lim.strategy_loss_kill and "loss:" + sid not in loss.killed:
                 loss.killed.add("loss:" + sid)
-                reason = f"strategy {sid} loss {-ssession} >= strategy_loss_kill {lim.strategy_loss_kill}: strategy halted"
+                reason = f"strategy {sid} loss {m(-ssession)} >= strategy_loss_kill {lim.strategy_loss_kill}: strategy halted"
                 out.append(Transition("loss_limit", scope, None, "TRIGGERED", RB, reason, "critical"))
                 safety.enter(TradingState.HALTED, RB, reason, scope)
                 actions.append(CancelResting(scope, reason))
@@ -162,7 +168,7 @@ class RiskSupervisor:
             return
         equity, d = sd.observe(net)
         scope = scope_name(key)
-        detail = f"drawdown {d:.4%} = (peak {sd.peak} - equity {equity}) / peak"
+        detail = f"drawdown {d:.4%} = (peak {m(sd.peak)} - equity {m(equity)}) / peak"
         if d >= lim.kill_at:
             if not sd.killed:
                 sd.killed = True
@@ -201,7 +207,7 @@ class RiskSupervisor:
         r.loss.rebase(key, net)
         r.drawdown.rebase(key)
         self.pnl_dirty = True
-        return Transition("baseline", scope, None, "REBASED", None, f"resumed: session loss and drawdown peak re-based at net P&L {net}")
+        return Transition("baseline", scope, None, "REBASED", None, f"resumed: session loss and drawdown peak re-based at net P&L {m(net)}")
 
     def cooldown_left_s(self, mono: int) -> float:
         if self.last_kill_mono is None:

@@ -22,6 +22,9 @@ class RiskView(Protocol):
     def strategy_exposure(self, strategy_id: str, asset: str) -> tuple[Decimal, Decimal]:
         """(resting + in-flight buys, sells) of one strategy in the asset."""
 
+    def exposures(self, asset: str, strategy_id: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """``open_exposure(asset)`` and ``strategy_exposure(strategy_id, asset)`` in one pass."""
+
     def mark(self, asset: str) -> Decimal | None:
         """Mid price of the last tick, or None before the first tick."""
 

@@ -30,6 +30,7 @@ from bot.engine.loop import Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.risk.engine import RiskEngine
 from bot.risk.limits import RiskLimits
@@ -140,6 +141,7 @@ class Harness:
         approve_config: bool = True,
         strategies: Sequence[Strategy] = (),
         risk: RiskLimits | None = None,
+        oms_limits: OmsLimits | None = None,
         **telegram: Any,
     ) -> None:
         self.tmp_path = tmp_path
@@ -152,6 +154,7 @@ class Harness:
         self.strategies = list(strategies)
         self.risk = risk or RiskLimits(Decimal("0.1"), Decimal("10000"), Decimal("1"), {"sim": (ASSET,)})
         self.telegram_overrides = telegram
+        self.oms_limits = oms_limits
         self.clock = ManualClock(time.time_ns())
         self.seq = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -183,7 +186,7 @@ class Harness:
             market=self.market, portfolio=self.portfolio, safety=self.safety,
         )
         self.oms = OrderManager(venue=self.control.venue, venue_name="sim", portfolio=self.portfolio, audit=self.audit, clock=self.clock,
-                                instruments=self.instruments)
+                                instruments=self.instruments, limits=self.oms_limits)
         self.engine = Engine(
             mode=self.mode, clock=self.clock, audit=self.audit, risk=RiskEngine(self.risk, self.safety, assets=(ASSET,), start_ns=self.clock.monotonic_ns()), oms=self.oms, portfolio=self.portfolio,
             market=self.market, instruments=self.instruments, strategies=self.strategies,

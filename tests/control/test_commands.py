@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.control.parse import ParseError
@@ -297,3 +298,130 @@ async def test_mandate_lets_a_strategy_trade_within_its_bounds(tmp_path: Path) -
 
 async def test_parse_error_type_is_the_malformed_marker() -> None:
     assert issubclass(ParseError, ValueError)
+
+
+async def test_kill_file_blocks_arming_and_shows_on_status(h: Harness, tmp_path: Path) -> None:
+    kill = tmp_path / "KILL"
+    h.plane.kill_file = kill
+    kill.write_text("")
+    assert "the kill file" in ((await h.command("/arm 15m")).plain_text or "") and not h.control.arming.is_armed()
+    assert "kill file present" in ((await h.command("/status")).plain_text or "")
+    kill.unlink()
+    assert "ARMED" in ((await h.command("/arm 15m")).plain_text or "")
+
+
+class FakeIncidents:
+    """The part of ops' IncidentDesk the control plane calls."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, str]] = {}
+        self.open: str | None = None
+
+    async def open_incident(self) -> Any:
+        return self.open
+
+    async def recent(self, limit: int = 5) -> list[Any]:
+        return []
+
+    async def open_manual(self, text: str, by: str) -> Any:
+        self.open = "20260101-1"
+        self.entries[self.open] = {"opened": f"{text} by {by}"}
+        return _Inc(self.open)
+
+    async def annotate(self, incident_id: str, field: str, text: str, by: str) -> Any:
+        if incident_id not in self.entries:
+            raise ValueError(f"no incident {incident_id!r}")
+        self.entries[incident_id][field] = f"{text} ({by})"
+        return _Inc(incident_id)
+
+    def render(self, inc: Any) -> str:
+        key = inc if isinstance(inc, str) else inc.incident_id
+        return f"<b>Incident {key}</b> " + "; ".join(f"{k}: {v}" for k, v in self.entries[key].items()).replace("<", "&lt;")
+
+
+class _Inc:
+    def __init__(self, incident_id: str) -> None:
+        self.incident_id = incident_id
+
+
+async def test_incident_command(h: Harness) -> None:
+    assert "not available in this build" in ((await h.command("/incident")).plain_text or "")
+    desk = FakeIncidents()
+    h.plane.incidents = desk
+    assert (await h.command("/incident")).plain_text == "No incident reports."
+    opened = await h.command("/incident new feed froze at 12:00")
+    assert "Incident 20260101-1" in (opened.plain_text or "") and "feed froze at 12:00 by User1001 (1001)" in (opened.plain_text or "")
+    done = await h.command("/incident 20260101-1 root_cause venue <maintenance>")
+    assert "root_cause: venue <maintenance> (User1001 (1001))" in (done.plain_text or "")
+    assert "no incident 'nope'" in ((await h.command("/incident nope note x")).plain_text or "")
+    assert "usage: /incident" in ((await h.command("/incident 20260101-1 note")).plain_text or "")
+
+
+async def test_fills_and_rejects_raise_alerts(h: Harness) -> None:
+    await h.command("/arm 15m")
+    since = len(h.fake.sent)
+    buy = await h.command("/intent manual buy BTC/USDT 0.01 limit 60010")
+    await h.command(f"/confirm {h.hash_of(buy)[:10]}")
+    maker = await h.command("/intent manual buy BTC/USDT 0.01 limit_maker 60010")  # would cross: the venue rejects it
+    assert "was confirmed and sent, but order" in ((await h.command(f"/confirm {h.hash_of(maker)[:10]}")).plain_text or "")
+    await h.flush()
+    fill, reject = await h.fake.wait_for_sent(lambda r: "Fill" in (r.plain_text or "") or "rejected" in (r.plain_text or ""), count=2, since=since)
+    assert (fill.plain_text or "").startswith("ℹ️ 💱 Fill BUY 0.01 BTC BTC/USDT @ 60,000.02 USDT (fee 0.6000 USDT, taker)")
+    assert "Order rejected" in (reject.plain_text or "") and "would immediately match" in (reject.plain_text or "")
+
+
+async def test_the_venue_guard_refuses_orders_nobody_confirmed(h: Harness) -> None:
+    """A bug that submits an intent directly (bypassing /confirm) is stopped in front of the venue."""
+    from bot.domain.intent import Intent, Side
+
+    intent = Intent(h.engine.next_id(), h.clock.now_ns(), "manual", ASSET, Side.BUY, Decimal("0.01"), limit_price=Decimal("59000"))
+    order = await h.engine.call(lambda: h.engine.submit(intent))
+    assert order is not None and order.status.value == "REJECTED"
+    assert h.venue.placed == [] and h.control.venue.refused[-1].client_order_id == order.client_order_id
+    await h.command("/arm 15m")
+    intent2 = Intent(h.engine.next_id(), h.clock.now_ns(), "manual", ASSET, Side.BUY, Decimal("0.01"), limit_price=Decimal("59000"))
+    order2 = await h.engine.call(lambda: h.engine.submit(intent2))  # armed, but still not confirmed
+    assert order2 is not None and order2.status.value == "REJECTED" and h.venue.placed == []
+
+
+async def test_dry_run_rehearsal_of_the_live_gate(tmp_path: Path) -> None:
+    """gate_in_dry_run: strategy intents are staged and mandates work as in LIVE, without arming."""
+    strat = EveryTick("grid", {"order_qty": "0.001", "offset": "1000"}, [ASSET])
+    async with Harness(tmp_path, mode=Mode.DRY_RUN, strategies=[strat], gate_in_dry_run=True) as h:
+        await h.tick("60000")
+        strat.on = True
+        since = len(h.fake.sent)
+        await h.tick("60001")
+        [pushed] = await h.fake.wait_for_sent(lambda r: "Strategy grid wants to trade" in (r.plain_text or ""), since=since)
+        assert h.venue.placed == []
+        pressed = await h.press(pushed, f"c:{h.hash_of(pushed)[:32]}")
+        assert "✅ Executed" in (pressed.plain_text or "") and len(h.venue.placed) == 1
+        staged = await h.command("/intent grid max_notional=200 max_orders=2 max_loss=10 expiry=10m")
+        assert "Mandate" in ((await h.command(f"/confirm {h.hash_of(staged)[:10]}")).plain_text or "")
+        await h.tick("60002")
+        await h.tick("60003")
+        assert len(h.venue.placed) == 3
+
+
+async def test_mandates_are_refused_in_plain_dry_run(tmp_path: Path) -> None:
+    strat = EveryTick("grid", {"order_qty": "0.001"}, [ASSET])
+    async with Harness(tmp_path, mode=Mode.DRY_RUN, strategies=[strat]) as h:
+        reply = await h.command("/intent grid max_notional=200 max_orders=2 max_loss=10 expiry=10m")
+        assert "already trade against the simulated venue" in (reply.plain_text or "")
+
+
+async def test_live_without_telegram_refuses_to_build(tmp_path: Path) -> None:
+    from bot.config import TelegramSettings
+    from bot.domain.position import Portfolio
+    from bot.engine.market_state import MarketState
+    from bot.service import StartupError, build_control_core
+
+    with pytest.raises(StartupError, match="LIVE needs the Telegram control plane"):
+        build_control_core(TelegramSettings(), mode=Mode.LIVE, clock=h_clock(), audit=None, venue=None, instruments={},
+                           market=MarketState(), portfolio=Portfolio())
+
+
+def h_clock() -> Any:
+    from bot.engine.clock import ManualClock
+
+    return ManualClock(0)

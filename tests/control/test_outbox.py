@@ -127,3 +127,21 @@ async def test_overlapping_delivery_passes_never_send_a_row_twice(tmp_path: Path
         assert sorted(sent) == [1, 2, 3]
     finally:
         await db.dispose()
+
+
+async def test_rows_written_without_a_chat_go_to_every_alert_chat(tmp_path: Path) -> None:
+    """Ops writes its messages (daily summary, incident reports) without a chat: each alert chat gets one."""
+    from bot.ops.outbox import enqueue
+    from bot.store.types import ns_to_datetime
+    from tests.control.harness import GROUP
+
+    async with Harness(tmp_path, alert_chat_ids=(OP, GROUP)) as h:
+        since = len(h.fake.sent)
+        async with h.db.begin() as conn:
+            await enqueue(conn, now=ns_to_datetime(h.clock.now_ns()), severity="INFO", dedup_key="daily-summary:x:text", text="<b>Daily</b> summary")
+        h.telegram.delivery.wake()
+        sent = await h.fake.wait_for_sent(lambda r: "Daily summary" in (r.plain_text or ""), count=2, since=since)
+        assert sorted(r.chat_id for r in sent) == sorted([OP, GROUP])
+        async with asyncio.timeout(10):
+            await h.telegram.delivery.settled()
+        assert sorted(s for _, s, _ in await OutboxRepo(h.db).statuses()) == ["fanned", "sent", "sent"]

@@ -58,7 +58,10 @@ async def test_bot_run_with_telegram(tmp_path: Path) -> None:
             assert started[0].chat_id == OP and f"/approve {svc.loaded.hash[:16]}" in (notice[0].plain_text or "")
             assert [c["command"] for c in fake.my_commands()][:3] == ["status", "arm", "disarm"]
             status = await command(fake, "/status")
-            assert (status.plain_text or "").startswith("DRY_RUN · 🟢 ACTIVE")
+            text = status.plain_text or ""
+            assert text.startswith("DRY_RUN · 🟢 ACTIVE")
+            assert "PnL today: " in text and "daily loss cap 200.00 USDT" in text  # from the risk runtime
+            assert "Reconciliation: n/a" not in text  # from the OMS reconciler
             staged = await command(fake, "/intent manual buy BTC/USDT 0.001 limit 50000")
             full = (staged.plain_text or "").split("Hash ")[1][:64]
             done = await command(fake, f"/confirm {full[:10]}")

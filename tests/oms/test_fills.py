@@ -134,3 +134,18 @@ async def test_fills_are_unique_by_venue_and_id_across_paths() -> None:
     r.venue.deliver(r.oms)
     assert not r.oms.apply_reconciled_fill(fill)  # found again by reconciliation: not counted twice
     assert r.portfolio.qty(ASSET) == Decimal("0.5") and len(r.audit.of("fill")) == 1
+
+
+def test_fill_sequence_bookkeeping() -> None:
+    from bot.oms.fills import FillSequence, SeqOutcome
+
+    seq = FillSequence()
+    assert seq.observe(5)[0] is SeqOutcome.FIRST
+    assert seq.observe(4)[0] is SeqOutcome.OK  # earlier than the first seen: reports raced, no hole
+    assert seq.observe(6)[0] is SeqOutcome.OK
+    assert seq.observe(10) == (SeqOutcome.GAP, (7, 9))
+    assert seq.observe(1) == (SeqOutcome.GAP, (2, 3))
+    assert seq.missing == [(2, 3), (7, 9)] and seq.missing_count() == 5
+    assert seq.observe(8)[0] is SeqOutcome.GAP_FILLED and seq.missing == [(2, 3), (7, 7), (9, 9)]
+    assert seq.observe(5)[0] is SeqOutcome.REUSED
+    assert seq.observe(1_000_000_000) == (SeqOutcome.GAP, (11, 999_999_999))  # one range, not a billion entries

@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.domain.errors import ErrorCode
 from bot.domain.fill import Fill
 from bot.domain.intent import OrderType, Side
+from bot.domain.streams import StreamStatus
 from bot.engine.strategy import StrategyContext
 from bot.risk.drawdown import AccountValue, drawdown
 from bot.risk.limits import DrawdownLimits, LatencyLimits, LossLimits, StaleLimits
@@ -187,7 +188,9 @@ async def test_connectivity_loss_enters_safe_and_cancels_resting(tmp_path: Path)
             await h.place(h.intent(Side.BUY, "0.001", "59000"))
         assert len(h.oms.live) == 3
         h.arming.arm(600, "alice")
-        h.runtime.on_disconnect("user-data websocket closed")  # the venue adapter's callback, outside the loop
+        h.runtime.on_stream_status(StreamStatus("sim", "market", False, ErrorCode.MARKET_DATA_STALE, "quiet", 0, BTC))
+        assert h.safety.state is TradingState.ACTIVE  # market staleness is the staleness monitor's business
+        h.runtime.on_stream_status(StreamStatus("sim", "user", False, ErrorCode.WS_STALE, "user-data websocket closed", 0))
         assert h.safety.state is TradingState.SAFE and h.safety.code is ErrorCode.VENUE_UNAVAILABLE  # at once
         await h.idle()
         assert h.oms.live == {}

@@ -20,6 +20,8 @@ def touch(path: Path, data: bytes = b"x") -> Path:
 def test_removes_only_dated_data_files_older_than_the_retention(tmp_path: Path) -> None:
     root = tmp_path / "md"
     old = touch(root / "binance" / "BTC-USDT" / "2026-04-30.jsonl.gz", b"12345")
+    old_session = touch(root / "binance" / "BTC-USDT" / "2026-04-30.1.jsonl.gz")  # the recorder's continuation file
+    run_index = touch(root / "_runs" / "run-2026-01-01.txt")  # the recorder's per-run index: not data
     edge = touch(root / "binance" / "BTC-USDT" / "2026-05-01.jsonl.gz")  # exactly 30 days before: kept
     new = touch(root / "binance" / "BTC-USDT" / "2026-05-31.jsonl")
     lonely = touch(root / "sim" / "ETH-USDT" / "2026-01-02.jsonl.gz")
@@ -28,9 +30,9 @@ def test_removes_only_dated_data_files_older_than_the_retention(tmp_path: Path) 
     outside = touch(tmp_path / "elsewhere" / "2020-01-01.jsonl.gz")
     os.symlink(outside.parent, root / "linked")
     result = prune_market_data(root, keep_days=30, today=date(2026, 5, 31))
-    assert sorted(result.removed) == sorted([old, lonely])
-    assert result.bytes_freed == 6
-    for kept in (edge, new, undated, notes, outside):
+    assert sorted(result.removed) == sorted([old, old_session, lonely])
+    assert result.bytes_freed == 7
+    for kept in (edge, new, undated, notes, outside, run_index):
         assert kept.exists()
     assert not (root / "sim").exists()  # emptied directories go too
     assert (root / "linked").is_symlink()

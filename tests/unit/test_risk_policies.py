@@ -137,7 +137,7 @@ async def test_daily_loss_global_blocks_at_cap(tmp_path: Path) -> None:
         v, row = await h.check(h.intent(Side.BUY, "0.001", "58000"))
         assert_blocked(v, row, "trading_state", ErrorCode.SAFE_MODE)
         rows = [r for r in h.audit.transitions("daily_loss") if r["scope"] == "global"]
-        assert rows and rows[0]["to_state"] == "LOCKED" and "daily loss 10.00" in rows[0]["reason"]
+        assert rows and rows[0]["to_state"] == "LOCKED" and "daily loss 10 >= max_daily_loss 10" in rows[0]["reason"]
         # and flattened in the same iteration (one slice: 0.01 <= max_trade_qty, inside the displayed bid size)
         assert [r["to_state"] for r in h.audit.transitions("flatten")] == ["STARTED", "DONE"]
         assert h.portfolio.qty(BTC) == 0
