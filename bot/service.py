@@ -258,8 +258,12 @@ async def _assemble(
     s = loaded.settings
     run_id = run_id or uuid.uuid4().hex
     version = version_hash()
+    # REPLAY writes audit rows as fast as the engine makes them: on a SQLite file, from a writer process (a writer
+    # thread would take turns with the engine for the interpreter lock instead of running beside it)
+    sqlite_file = db.dialect.name == "sqlite" and db.url.database not in (None, "", ":memory:")
     audit = AuditStore(
-        db, run_id=run_id, mode=s.mode.value, version_hash=version, config_hash=loaded.hash, now_ns=clock.now_ns, batch_size=s.store.batch_size
+        db, run_id=run_id, mode=s.mode.value, version_hash=version, config_hash=loaded.hash, now_ns=clock.now_ns,
+        batch_size=s.store.batch_size, writer_process=s.mode is Mode.REPLAY and sqlite_file,
     )
     late = _Late()  # callbacks the venue needs before the parts they reach exist
     start_ns = clock.now_ns()
@@ -748,6 +752,7 @@ async def run(service: Service, *, install_signals: bool = True) -> int:
         if control is not None and ops is not None:
             control.announce_stop(engine.heartbeat_line())
         await engine.flush_audit()
+        await audit.close()
         if control is not None and ops is not None:
             await control.stop()  # delivers what is due (bounded), then stops polling
         if service.live is not None:

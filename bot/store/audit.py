@@ -29,6 +29,7 @@ from sqlalchemy import JSON, Boolean, DateTime, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.models import AUDIT_TABLES, SCHEMA_VERSION, OutboxRow
+from bot.store.sqlite_writer import ProcessWriter
 from bot.store.types import DecimalText, UTCDateTime, ns_to_datetime
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,9 @@ class _TableSpec:
             self.rows_per_statement = 0
             self.single = f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join(f"${i + 1}" for i in range(n)) + ")"
 
+    def single_row_sql(self) -> str:
+        return self._head + self._one
+
     def sql(self, rows: int) -> str:
         stmt = self._sql_cache.get(rows)
         if stmt is None:
@@ -214,7 +218,10 @@ class AuditStore:
         config_hash: str,
         now_ns: Callable[[], int],
         batch_size: int = 500,
+        writer_process: bool = False,
     ) -> None:
+        """``writer_process`` (SQLite files only): write from a separate process (``bot/store/sqlite_writer.py``),
+        for a high write rate (REPLAY); otherwise through the engine's connection."""
         self.engine = engine
         self.batch_size = batch_size
         self._now_ns = now_ns
@@ -237,6 +244,13 @@ class AuditStore:
         self._outbox: list[dict[str, Any]] = []
         self._outbox_table = OutboxRow.__table__
         self.outbox_listeners: list[Callable[[int], None]] = []  # told how many outbox rows a flush committed
+        self._stamps = stamps
+        self._writer: ProcessWriter | None = None
+        if writer_process:
+            path = engine.url.database
+            if dialect != "sqlite" or not path or path == ":memory:":
+                raise ValueError("writer_process needs a SQLite database file")
+            self._writer = ProcessWriter(path)
 
     @property
     def pending(self) -> int:
@@ -269,11 +283,17 @@ class AuditStore:
             return
         batches = [(kind, rows[:]) for kind, rows in self._buffer.items() if rows]  # copies: rows may arrive meanwhile
         outbox = self._outbox[:]
-        async with self.engine.begin() as conn:
-            for kind, rows in batches:
-                await self._specs[kind].insert(conn, rows)
+        if self._writer is not None:
+            work = [(self._specs[kind].single_row_sql(), rows) for kind, rows in batches]
             if outbox:
-                await conn.execute(insert(self._outbox_table), outbox)
+                work.append(self._outbox_rows(outbox))
+            await self._writer.write(work)
+        else:
+            async with self.engine.begin() as conn:
+                for kind, rows in batches:
+                    await self._specs[kind].insert(conn, rows)
+                if outbox:
+                    await conn.execute(insert(self._outbox_table), outbox)
         # only after the commit: a failed write keeps every row for the next attempt
         for kind, rows in batches:
             del self._buffer[kind][: len(rows)]
@@ -287,3 +307,17 @@ class AuditStore:
                     listener(len(outbox))
                 except Exception:
                     log.exception("outbox listener failed")
+
+    def _outbox_rows(self, outbox: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+        """Outbox rows as the writer process takes them: plain values in the table's column order."""
+        table = self._outbox_table
+        columns = [c.name for c in table.columns if c.name != "id"]
+        sql = f'INSERT INTO "{table.name}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES (" + ", ".join("?" * len(columns)) + ")"
+        to_text = self._stamps.from_datetime
+        rows = [tuple(to_text(v) if isinstance(v, datetime) else v for v in (row.get(c) for c in columns)) for row in outbox]
+        return sql, rows
+
+    async def close(self) -> None:
+        """Stop the writer process, if any (after the last flush)."""
+        if self._writer is not None:
+            await self._writer.close()
