@@ -5,7 +5,9 @@
 The ticks are generated here, deterministically: a seeded random walk of the mid around 60,000 on the 0.01 tick
 (steps of -20..+20 ticks, a one-tick spread, 1.5 BTC shown each side), one tick every 100 ms of event time.
 They go through what ``bot replay --data`` builds (composition root in mode REPLAY, injected clock, engine, quote
-strategy, risk engine, OMS, simulated venue, SQLite audit store in a temporary file, backtest statistics):
+strategy, risk engine and runtime, control gate, OMS, simulated venue, SQLite audit store in a temporary file,
+backtest statistics). The loss limits are raised (a throughput benchmark: the quotes lose a little on each fill and
+the daily loss limit would otherwise halt them after a few hours of event time); every other limit is the default:
 
 - (a) ``quote`` computes its quotes on every tick and submits nothing (shadow mode);
 - (b) ``quote`` cancels and replaces one bid and one ask every 10th tick (about 200,000 orders, many fills).
@@ -65,16 +67,12 @@ class RandomWalkFeed:
         self.rss: list[tuple[int, float]] = []
         self.emitted = 0
 
-    def _price(self, level: int) -> Decimal:
-        p = self._prices.get(level)
-        if p is None:
-            p = self._prices[level] = Decimal(level).scaleb(-2)
-        return p
-
     async def batches(self) -> AsyncIterator[Sequence[Tick]]:
         level = 6_000_000  # 60,000.00 in ticks of 0.01
         steps = range(-20, 21)
         size = self._size
+        prices = self._prices
+        new = tuple.__new__
         ts = START_NS
         seq = 0
         while seq < self.n:
@@ -84,9 +82,15 @@ class RandomWalkFeed:
                 level += step
                 if level < 5_000_000 or level > 7_000_000:
                     level -= 2 * step  # stay around 60,000
+                bid = prices.get(level)
+                if bid is None:
+                    bid = prices[level] = Decimal(level).scaleb(-2)
+                ask = prices.get(level + 1)
+                if ask is None:
+                    ask = prices[level + 1] = Decimal(level + 1).scaleb(-2)
                 seq += 1
                 ts += PERIOD_NS
-                out.append(Tick("BTC/USDT", self._price(level), size, self._price(level + 1), size, ts, ts, seq, "sim"))
+                out.append(new(Tick, ("BTC/USDT", bid, size, ask, size, ts, ts, seq, "sim", None)))
             self.emitted = seq
             if seq // self._every != (seq - k) // self._every:
                 self.rss.append((seq, round(rss_mb(), 1)))
@@ -107,6 +111,9 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
             "[store]\nbatch_size = 5000\nflush_interval_ms = 1000\n"
             "[engine]\nheartbeat_interval_s = 3600\nqueue_size = 16\n"
             "[risk]\nmax_trade_qty = \"0.01\"\nmax_order_notional = \"1000\"\nmax_position_qty = \"1\"\n"
+            # a throughput benchmark: the quotes lose a little every fill; the loss limits must not stop the run
+            "max_daily_loss = \"1000000\"\nmax_daily_loss_per_strategy = \"1000000\"\nmax_portfolio_loss = \"1000000\"\n"
+            "strategy_loss_kill = \"1000000\"\n"
             "[sim]\nbalances = { USDT = \"1000000\", BTC = \"10\" }\n"
             "[sim.instruments.\"BTC/USDT\"]\ntick_size = \"0.01\"\nlot_size = \"0.00001\"\nmin_notional = \"5\"\n"
             "maker_fee = \"0.0001\"\ntaker_fee = \"0.001\"\n"
@@ -114,6 +121,7 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
         base = load_settings(cfg, env={})
         feed = RandomWalkFeed(ticks)
         rss_before = rss_mb()
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         report = await backtest(
             base, [], "quote", dict(VARIANTS[variant]), Path(tmp) / "out", feed=feed, assets=["BTC/USDT"], start_ns=START_NS,
@@ -129,6 +137,12 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
         "seconds": round(report.elapsed_s, 2),
         "seconds_with_setup": round(wall, 2),
         "ticks_per_s": round(report.ticks / report.elapsed_s),
+        # CPU time of the run: on a busy machine wall time measures the neighbours as much as this code
+        "cpu_s": round(report.cpu_s, 2),
+        "ticks_per_cpu_s": round(report.ticks / report.cpu_s),
+        "engine_thread_cpu_s": round(report.engine_cpu_s, 2),
+        "ticks_per_engine_thread_cpu_s": round(report.ticks / report.engine_cpu_s),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "orders": s.orders,
         "fills": s.fills,
         "audit_db_mb": round(db_size / 1e6, 1),
@@ -164,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(r)
             print(
-                f"({variant}) {r['ticks']:,} ticks in {r['seconds']} s = {r['ticks_per_s']:,} ticks/s; orders {r['orders']:,}, "
-                f"fills {r['fills']:,}; peak RSS {r['peak_rss_mb']} MB; RSS by tick {r['rss_samples_mb']}"
+                f"({variant}) {r['ticks']:,} ticks in {r['seconds']} s = {r['ticks_per_s']:,} ticks/s "
+                f"(CPU: {r['ticks_per_cpu_s']:,}/s, engine thread {r['ticks_per_engine_thread_cpu_s']:,}/s; load {r['load_average']}); "
+                f"orders {r['orders']:,}, fills {r['fills']:,}; peak RSS {r['peak_rss_mb']} MB; RSS by tick {r['rss_samples_mb']}"
             )
     if not args.no_write:
         out = ROOT / "bench" / "results" / "replay.json"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +39,7 @@ from bot.engine.clock import ManualClock
 from bot.engine.recorder import RecordedFeed, read_file, run_files
 from bot.engine.registry import UnknownStrategy, code_hash, load_strategy_class
 from bot.engine.backtest_stats import Stats, StatsCollector
-from bot.engine.decision_log import Divergence, canonical_decision, canonical_intent, dumps, first_divergence, from_lines
+from bot.engine.decision_log import Decision, Divergence, canonical_decision, canonical_intent, dumps, first_divergence, from_lines
 from bot.store import migrate
 from bot.store.db import create_engine
 from bot.store.models import DecisionRow, IntentRow, Run
@@ -122,6 +122,8 @@ class Outcome:
     svc: service.Service
     elapsed_s: float
     exit_code: int
+    cpu_s: float = 0.0  # process CPU time of the run (both threads: the engine's and the store's writer)
+    engine_cpu_s: float = 0.0  # CPU time of the engine's thread alone
 
 
 async def _prepare_store(out_dir: Path) -> None:
@@ -146,9 +148,10 @@ async def run_pipeline(
     await _prepare_store(out_dir)
     svc = await service.build(loaded, clock=clock, feed=feed, run_id=uuid.uuid4().hex, id_prefix=id_prefix)
     collector = attach_stats(svc) if stats else None
-    t0 = time.perf_counter()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     code = await service.run(svc, install_signals=install_signals)
-    return Outcome(svc, time.perf_counter() - t0, code), collector
+    elapsed, cpu, engine_cpu = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
+    return Outcome(svc, elapsed, code, cpu, engine_cpu), collector
 
 
 async def write_logs(db: AsyncEngine, run_id: str, out_dir: Path, prefix: str = "") -> tuple[Path, Path]:
@@ -220,6 +223,7 @@ class RunReport:
     code_changes: list[str]
     out_dir: Path
     param_changes: list[str] = field(default_factory=list)
+    operator_decisions: int = 0  # in the recorded run, not reproduced by the replay
 
     def text(self) -> str:
         lines = []
@@ -234,6 +238,11 @@ class RunReport:
             + (f" of {self.events_recorded} recorded" if self.events_recorded is not None else "")
             + f", {self.compared} decisions compared"
         )
+        if self.operator_decisions:
+            lines.append(
+                f"note: {self.operator_decisions} operator decision(s) of the run are not replayed (they came from outside the "
+                "recording); strategy decisions after their fills may differ"
+            )
         if self.gaps:
             lines.append(f"warning: {self.gaps} market events missing from the recording (index gaps)")
         for t in self.truncated:
@@ -301,6 +310,7 @@ async def replay_run(
         cfg["mode"] = Mode.REPLAY.value
         cfg["store"] = _store_in(out_dir)
         cfg["market"] = dict(cfg["market"], record=False)
+        cfg["engine"] = _replay_engine_paths(cfg["engine"], out_dir)
         changed = _override_params(cfg, params or {})
         loaded = settings_from(cfg, f"run {run_id}")
         directory = record_dir or (Path(run.data["record_dir"]) if run.data.get("record_dir") else None)
@@ -321,13 +331,32 @@ async def replay_run(
     with exp_d.open(encoding="ascii") as fd, exp_i.open(encoding="ascii") as fi, act_d.open(encoding="ascii") as ad, act_i.open(
         encoding="ascii"
     ) as ai:
-        divergence, compared = first_divergence(from_lines(fd, fi), from_lines(ad, ai))
+        skipped = [0, 0]
+        divergence, compared = first_divergence(
+            _market_decisions(from_lines(fd, fi), skipped, 0), _market_decisions(from_lines(ad, ai), skipped, 1)
+        )
     if feed.stats.events == 0:
         raise ReplayError(f"the market data files of run {run_id} hold no events of it")
     return RunReport(
         run_id, divergence is None, compared, divergence, run.stop_data.get("events"), outcome.svc.engine.counters.events,
-        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir, changed,
+        feed.gaps, feed.stats.truncated or [], changes if force else [], out_dir, changed, skipped[0],
     )
+
+
+def _market_decisions(decisions: Iterable[Decision], skipped: list[int], side: int) -> Iterator[Decision]:
+    """The decisions a replay can reproduce: those made on market data and fills. An operator's (a manual order
+    staged from Telegram, an ``Engine.propose`` request) came from outside the recording: counted, not compared."""
+    for d in decisions:
+        if d.row.get("event") is None or str(d.row.get("inputs_ref", "")).startswith("request:"):
+            skipped[side] += 1
+            continue
+        yield d
+
+
+def _replay_engine_paths(engine: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """A replay's kill file and state directory are its own: the operator's KILL file (it may well exist while
+    a halted run is being investigated) is not part of the recording and must not change the replay."""
+    return dict(engine, kill_file=str(out_dir / "state" / "KILL"), state_dir=str(out_dir / "state"))
 
 
 def _override_params(cfg: dict[str, Any], params: dict[str, Any]) -> list[str]:
@@ -363,6 +392,8 @@ class BacktestReport:
     stats: Stats
     quote: str
     out_dir: Path
+    cpu_s: float = 0.0
+    engine_cpu_s: float = 0.0
 
     @property
     def ticks_per_s(self) -> float:
@@ -381,6 +412,7 @@ class BacktestReport:
             "taker_slippage_bps": s.slippage_bps(s.taker_cost, s.taker_notional),
             "maker_slippage_bps": s.slippage_bps(s.maker_cost, s.maker_notional),
             "elapsed_s": round(self.elapsed_s, 3), "ticks_per_s": round(self.ticks_per_s, 1), "out_dir": str(self.out_dir),
+            "cpu_s": round(self.cpu_s, 3), "engine_cpu_s": round(self.engine_cpu_s, 3),
         }
 
     def text(self) -> str:
@@ -405,7 +437,8 @@ class BacktestReport:
             f"  slippage       {bps(s.slippage_bps(s.slippage_cost, s.slippage_notional))} vs arrival mid "
             f"(cost {_money(s.slippage_cost)} {q}; taker {bps(s.slippage_bps(s.taker_cost, s.taker_notional))}, "
             f"maker {bps(s.slippage_bps(s.maker_cost, s.maker_notional))})",
-            f"  time           {self.elapsed_s:.2f} s, {self.ticks_per_s:,.0f} ticks/s",
+            f"  time           {self.elapsed_s:.2f} s, {self.ticks_per_s:,.0f} ticks/s (CPU {self.cpu_s:.2f} s, engine thread "
+            f"{self.engine_cpu_s:.2f} s)",
             f"  logs           {self.out_dir}",
         ])
 
@@ -448,10 +481,10 @@ def _peek(files: Sequence[Path]) -> tuple[list[str], int | None]:
     for path in files:
         events = read_file(path)
         try:
-            for _n, header, event in events:
-                if header.asset not in assets:
-                    assets.append(header.asset)
-                first = event.ts_local_ns if first is None else min(first, event.ts_local_ns)
+            for rec in events:
+                if rec.header.asset not in assets:
+                    assets.append(rec.header.asset)
+                first = rec.event.ts_local_ns if first is None else min(first, rec.event.ts_local_ns)
                 break
         finally:
             events.close()
@@ -486,6 +519,7 @@ async def backtest(
     cfg["mode"] = Mode.REPLAY.value
     cfg["store"] = dict(cfg["store"], **_store_in(out_dir))
     cfg["market"] = dict(cfg["market"], assets=list(assets), record=False, feed="synthetic")
+    cfg["engine"] = _replay_engine_paths(cfg["engine"], out_dir)
     missing = [a for a in assets if a not in cfg["sim"]["instruments"]]
     if missing:
         raise ReplayError(
@@ -510,7 +544,7 @@ async def backtest(
     return BacktestReport(
         strategy, params, [str(f) for f in files], list(assets), engine.counters.events, engine.counters.ticks, start_ns, last,
         outcome.elapsed_s, realised + unrealised, realised + unrealised - fees, fees, stats,
-        next(iter(engine.instruments.values())).quote, out_dir,
+        next(iter(engine.instruments.values())).quote, out_dir, outcome.cpu_s, outcome.engine_cpu_s,
     )
 
 

@@ -219,7 +219,8 @@ async def build(
         # the simulated venue and the OMS's time-based guards (rate limit, flip-flop, dirty age) live in event
         # time, so a fast-forward DRY_RUN behaves like its REPLAY: the engine moves this clock with the ticks
         syn = s.market.synthetic
-        clock = ManualClock(parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
+        first = feed.first_ts_ns() if isinstance(feed, RecordedFeed) else None
+        clock = ManualClock(first if first is not None else parse_utc(syn.start_ts) if syn.start_ts else WallClock().now_ns())
     clock = clock or WallClock()
     register_config_secrets(s)  # before anything can log: the Telegram token, TOTP secret, an env master key
     db = create_engine(s.store.url, echo=s.store.echo, schema=s.store.pg_schema)
@@ -325,7 +326,8 @@ async def _assemble_with_venue(
         id_prefix=id_prefix,
         fee_rate=lambda ccy, quote: _mid(market, f"{ccy}/{quote}"),
         feed=late.feed_health,  # LIVE: the user-data stream's health gates new orders; the sim has no stream
-        freshness_clock=time.monotonic_ns,  # REST reconciliation runs in wall time whatever the engine's clock
+        # REST reconciliation runs in wall time whatever the engine's clock (REPLAY: the injected clock, no wall time)
+        freshness_clock=clock.monotonic_ns if s.mode is Mode.REPLAY else time.monotonic_ns,
     )
     reconciler = Reconciler(oms)
     safety.provide_check(POSITIONS_RECONCILED, lambda: Check(POSITIONS_RECONCILED, *reconciler.resume_check()))
@@ -361,6 +363,7 @@ async def _assemble_with_venue(
     if s.market.record and s.mode is not Mode.REPLAY:
         recorder = MarketRecorder(s.market.record_dir, run_id=run_id, config_hash=loaded.hash, code_version=version)
         engine.market_listeners.append(recorder)
+        engine.batch_listeners.append(recorder.start_batch)
     runtime = RiskRuntime(engine, risk, RiskSupervisor(risk, account), kill_file=s.engine.kill_file).install()
     runtime.exits_via_gate = s.risk.flatten.via_gate
     late.runtime = runtime

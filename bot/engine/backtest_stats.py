@@ -104,7 +104,7 @@ class StatsCollector:
         self._minute = -1
         # arrival mid per order, for slippage; bounded (an order that never fills is forgotten eventually)
         self._arrival: OrderedDict[str, Decimal] = OrderedDict()
-        self._max_tracked = 100_000
+        self._max_tracked = 10_000
         self._filled_orders: set[str] = set()
 
     def on_tick(self, tick: Tick) -> None:

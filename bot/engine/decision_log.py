@@ -7,7 +7,9 @@ byte-identical files. Both sides of a comparison (the recorded run and its repla
 audit stores through the same functions, so what is compared is what was recorded.
 
 A decision as compared (``Decision``) is its row plus its intents, in order; the strategy's code and parameter
-hashes are reported, not compared (a changed parameter shows as the first decision it changes).
+hashes are reported, not compared (a changed parameter shows as the first decision it changes). Ids are compared
+by correspondence, not by value: an operator's order in the recorded run took an id the replay does not take, and
+the decisions after it are still the same decisions.
 """
 
 from __future__ import annotations
@@ -73,7 +75,36 @@ class Decision(NamedTuple):
     intents: tuple[dict[str, Any], ...]
 
     def compared(self) -> dict[str, Any]:
-        return {k: v for k, v in self.row.items() if k not in NOT_COMPARED} | {"intents": list(self.intents)}
+        """What must be equal, ids aside (``same`` compares the ids through the correspondence built so far)."""
+        return {k: v for k, v in self.row.items() if k not in NOT_COMPARED and k != "decision_id"} | {
+            "intents": [{k: v for k, v in i.items() if k not in _ID_FIELDS} for i in self.intents]
+        }
+
+
+_ID_FIELDS = ("intent_id", "decision_id", "target")
+
+
+def _translate(target: str | None, ids: dict[str, str]) -> str | None:
+    """A client order id ``<intent id>-<attempt>`` of the expected run, in the actual run's ids."""
+    if target is None:
+        return None
+    intent_id, sep, attempt = target.rpartition("-")
+    mapped = ids.get(intent_id) if sep else None
+    return f"{mapped}-{attempt}" if mapped is not None else target
+
+
+def same(e: Decision, a: Decision, ids: dict[str, str]) -> bool:
+    """Equal decisions. Ids may be shifted (an operator's intent in the recorded run took a number the replay
+    does not take): intent ids correspond by position, and a cancel must target the order its counterpart
+    targeted. ``ids`` (expected intent id -> actual intent id) grows as decisions match."""
+    if e.compared() != a.compared():
+        return False
+    for ei, ai in zip(e.intents, a.intents):
+        if _translate(ei.get("target"), ids) != ai.get("target"):
+            return False
+    for ei, ai in zip(e.intents, a.intents):
+        ids[ei["intent_id"]] = ai["intent_id"]
+    return True
 
 
 def group(decisions: Iterable[dict[str, Any]], intents: Iterable[dict[str, Any]]) -> Iterator[Decision]:
@@ -125,12 +156,13 @@ def first_divergence(expected: Iterable[Decision], actual: Iterable[Decision]) -
     two sequences part: the earlier of the two decisions' events."""
     exp_it, act_it = iter(expected), iter(actual)
     index = 0
+    ids: dict[str, str] = {}
     while True:
         e = next(exp_it, None)
         a = next(act_it, None)
         if e is None and a is None:
             return None, index
-        if e is None or a is None or e.compared() != a.compared():
+        if e is None or a is None or not same(e, a, ids):
             events = [d.row.get("event") for d in (e, a) if d is not None and d.row.get("event") is not None]
             return Divergence(index, min(events) if events else None, e, a), index
         index += 1

@@ -138,6 +138,9 @@ class Engine:
         self.book_listeners: list[Callable[[Book], None]] = []  # L2 books (the simulated venue's depth)
         # every market event with its index in the run (1-based, ticks and books): the recorder
         self.market_listeners: list[Callable[[int, Tick | Book], None]] = []
+        # told the index of the first event of every batch (the recorder keeps batch boundaries: the engine's
+        # guards run once per batch, so a replay that reproduces the batches reproduces when risk looked)
+        self.batch_listeners: list[Callable[[int], None]] = []
         self.guards: list[Callable[[], Awaitable[None]]] = []  # run at the top of every iteration (kill file...)
         self.after_dispatch: list[Callable[[], Awaitable[None]]] = []  # run after every iteration (flatten, barrier exits)
         self.submit_listeners: list[Callable[[Intent, Order], None]] = []  # every order sent (risk: rate, barriers; stats)
@@ -288,6 +291,8 @@ class Engine:
             call.future.set_result(result)
 
     async def _on_ticks(self, ticks: Sequence[Tick | Book]) -> None:
+        # The hot path. Counters live in locals and are written back before anything that may read them
+        # (draining reports, handling intents) and at the end of the batch.
         counters = self.counters
         market = self.market
         listeners = self.tick_listeners
@@ -295,29 +300,41 @@ class Engine:
         by_asset = self._by_asset
         observe = self._observe
         mono = self.clock.monotonic_ns
-        for tick in ticks:
-            counters.events += 1
-            if tick.__class__ is Book:
-                self._on_book(tick)  # type: ignore[arg-type]
-                continue
-            counters.ticks += 1
-            observe(tick.ts_local_ns)
-            market.update(tick, mono())  # type: ignore[arg-type]
-            if recorders:
-                for recorder in recorders:
-                    recorder(counters.events, tick)
-            for listener in listeners:
-                listener(tick)  # type: ignore[arg-type]
-            if self._pending_reports:
-                await self._drain()
-            subscribed = by_asset.get(tick.asset)
-            if subscribed and self.acting:
-                for strat, ctx in subscribed:
-                    ctx.event_ns = tick.ts_local_ns
-                    ctx.tick = tick
-                    intents = strat.on_tick(ctx)
-                    if intents:
-                        await self._handle_intents(strat, ctx, intents, f"{tick.venue}:{tick.asset}:{tick.seq}")
+        update = market.update
+        events = counters.events
+        n_ticks = counters.ticks
+        for start in self.batch_listeners:
+            start(events + 1)
+        try:
+            for tick in ticks:
+                events += 1
+                if tick.__class__ is Book:
+                    counters.events, counters.ticks = events, n_ticks
+                    self._on_book(tick)  # type: ignore[arg-type]
+                    continue
+                n_ticks += 1
+                ts = tick.ts_local_ns
+                observe(ts)
+                update(tick, mono())  # type: ignore[arg-type]
+                if recorders:
+                    for recorder in recorders:
+                        recorder(events, tick)
+                for listener in listeners:
+                    listener(tick)  # type: ignore[arg-type]
+                if self._pending_reports:
+                    counters.events, counters.ticks = events, n_ticks
+                    await self._drain()
+                subscribed = by_asset.get(tick.asset)
+                if subscribed and self.acting:
+                    for strat, ctx in subscribed:
+                        ctx.event_ns = ts
+                        ctx.tick = tick
+                        intents = strat.on_tick(ctx)
+                        if intents:
+                            counters.events, counters.ticks = events, n_ticks
+                            await self._handle_intents(strat, ctx, intents, f"{tick.venue}:{tick.asset}:{tick.seq}")
+        finally:
+            counters.events, counters.ticks = events, n_ticks
 
     def _on_book(self, book: Book) -> None:
         self.counters.books += 1
@@ -425,14 +442,14 @@ class Engine:
                 "strategy_id": intent.strategy_id,
                 "intent_id": intent.id,
                 "decision_id": decision_id,
-                "kind": intent.kind.value,
+                "kind": intent.kind._value_,
                 "asset": intent.asset,
-                "side": intent.side.value,
+                "side": intent.side._value_,
                 "qty": intent.qty,
-                "order_type": intent.order_type.value,
+                "order_type": intent.order_type._value_,
                 "limit_price": intent.limit_price,
-                "tif": intent.tif.value,
-                "urgency": intent.urgency.value,
+                "tif": intent.tif._value_,
+                "urgency": intent.urgency._value_,
                 "risk_tags": ",".join(intent.risk_tags),
                 "rationale": intent.rationale,
                 "target": intent.target,

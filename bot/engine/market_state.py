@@ -19,10 +19,10 @@ class MarketState:
         asset = tick.asset
         self.last[asset] = tick
         self.last_update_mono_ns[asset] = mono_ns
-        hist = self.history.get(asset)
-        if hist is None:
-            hist = self.history[asset] = deque(maxlen=self._history_len)
-        hist.append(tick)
+        try:
+            self.history[asset].append(tick)
+        except KeyError:
+            self.history[asset] = deque((tick,), maxlen=self._history_len)
 
     def update_book(self, book: Book) -> None:
         self.books[book.asset] = book

@@ -13,7 +13,8 @@ line per market event, in the order the engine handled it:
     {"n": 18, "type": "book", "seq": ..., "ts_venue_ns": ..., "ts_local_ns": ..., "bids": [["p", "s"], ...], "asks": [...]}
 
 ``n`` is the event's index in the run (1-based, across all assets: the engine's ``counters.events``, recorded with
-every decision), ``seq`` the feed's own sequence number, ``ts_venue_ns`` the venue's and ``ts_local_ns`` our
+every decision), ``"b": 1`` marks the first event of each batch the engine handled (its guards, risk's evaluation
+among them, run once per batch: ``bot replay --run`` reproduces the batches), ``seq`` the feed's own sequence number, ``ts_venue_ns`` the venue's and ``ts_local_ns`` our
 receive time (UTC epoch ns; the day of the file is the UTC day of ``ts_local_ns``). Prices and sizes are exact
 decimal strings.
 
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from bot.domain.market import Book, BookLevel, Tick
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "bot-md/1"
 RUNS_DIR = "_runs"  # per-run index files (not a venue)
+_MAX_RECORDED_BATCH = 65_536  # a recording without batch marks is still fed in bounded batches
 DAY_NS = 86_400_000_000_000
 _FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl(?:\.gz)?$")
 
@@ -178,6 +180,11 @@ class MarketRecorder:
         self.paths: list[Path] = []  # every file this recorder wrote to, in opening order
         self.events = 0
         self._closed = False
+        self._batch_start = 0  # index of the first event of the engine's current batch
+
+    def start_batch(self, n: int) -> None:
+        """Engine batch listener: event ``n`` starts a batch (written as ``"b": 1`` on its line)."""
+        self._batch_start = n
 
     def __call__(self, n: int, event: Tick | Book) -> None:
         if self._closed:
@@ -189,9 +196,12 @@ class MarketRecorder:
         if f is None or ts >= f.day_end_ns:
             f = self._open(venue, event.asset, ts, f)
         if event.__class__ is Book:
-            f.lines.append(_book_line(n, event))  # type: ignore[arg-type]
+            line = _book_line(n, event)  # type: ignore[arg-type]
         else:
-            f.lines.append(_tick_line(n, event))  # type: ignore[arg-type]
+            line = _tick_line(n, event)  # type: ignore[arg-type]
+        if n == self._batch_start:
+            line = '{"b":1,' + line[1:]
+        f.lines.append(line)
         self.events += 1
         if len(f.lines) >= self._buffer_lines:
             f.write_pending()
@@ -338,8 +348,15 @@ def _lines(path: Path, stats: ReadStats) -> Iterator[str]:
         yield rest.decode()
 
 
-def read_file(path: Path, *, run_id: str | None = None, stats: ReadStats | None = None) -> Iterator[tuple[int, Header, Tick | Book]]:
-    """(n, header, event) for every event of the file (of one run only, when ``run_id`` is given)."""
+class RecordedEvent(NamedTuple):
+    n: int  # the event's index in its run
+    header: Header
+    event: Tick | Book
+    batch_start: bool  # the recording engine started a batch with this event
+
+
+def read_file(path: Path, *, run_id: str | None = None, stats: ReadStats | None = None) -> Iterator[RecordedEvent]:
+    """Every event of the file (of one run only, when ``run_id`` is given), tolerating a cut-short end."""
     stats = stats if stats is not None else ReadStats()
     stats.files += 1
     header: Header | None = None
@@ -380,7 +397,7 @@ def read_file(path: Path, *, run_id: str | None = None, stats: ReadStats | None 
         except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             raise RecordedDataError(f"{path}:{lineno}: bad market data line ({type(exc).__name__}: {exc})") from None
         stats.events += 1
-        yield n, header, event
+        yield RecordedEvent(n, header, event, bool(obj.get("b")))
 
 
 def run_files(record_dir: Path, run_id: str, days: Iterable[date] = ()) -> list[Path]:
@@ -402,7 +419,9 @@ class RecordedFeed:
     order), which is what a backtest over a day file wants. ``gaps`` counts missing indexes of a run.
     """
 
-    def __init__(self, paths: Sequence[Path], *, run_id: str | None = None, batch: int = 512, max_events: int = 0) -> None:
+    def __init__(
+        self, paths: Sequence[Path], *, run_id: str | None = None, batch: int = 512, max_events: int = 0, recorded_batches: bool | None = None
+    ) -> None:
         if not paths:
             raise RecordedDataError("no market data files given")
         for p in paths:
@@ -418,15 +437,31 @@ class RecordedFeed:
         self._batch = batch
         self._max = max_events
         self._closed = False
+        # a run's own batches (its guards ran once per batch): the default when replaying one run
+        self._recorded_batches = run_id is not None if recorded_batches is None else recorded_batches
 
-    def events(self) -> Iterator[Tick | Book]:
+    def first_ts_ns(self) -> int | None:
+        """Event time of the earliest first event of the files (where a clock following them should start)."""
+        first: int | None = None
+        for path in self.paths:
+            events = read_file(path, run_id=self.run_id)
+            try:
+                for rec in events:
+                    first = rec.event.ts_local_ns if first is None else min(first, rec.event.ts_local_ns)
+                    break
+            finally:
+                events.close()
+        return first
+
+    def events(self) -> Iterator[tuple[Tick | Book, bool]]:
+        """(event, whether it started a batch of the recording engine), in order."""
         streams = [self._stream(p, i) for i, p in enumerate(self.paths)]
         if self.run_id is not None:
             merged: Iterable[tuple[Any, ...]] = heapq.merge(*streams, key=lambda r: r[0])
         else:
             merged = heapq.merge(*streams, key=lambda r: (r[2].ts_local_ns, r[1]))
         last_n = 0
-        for n, _file, event in merged:
+        for n, _file, event, starts in merged:
             if self.run_id is not None:
                 if n <= last_n:
                     raise RecordedDataError(f"run {self.run_id}: event index {n} repeats or goes backwards after {last_n}")
@@ -434,24 +469,27 @@ class RecordedFeed:
                     self.gaps += n - last_n - 1
                 last_n = n
             self.last_n = n
-            yield event
+            yield event, starts
 
-    def _stream(self, path: Path, index: int) -> Iterator[tuple[int, int, Tick | Book]]:
-        for n, header, event in read_file(path, run_id=self.run_id, stats=self.stats):
+    def _stream(self, path: Path, index: int) -> Iterator[tuple[int, int, Tick | Book, bool]]:
+        for n, header, event, starts in read_file(path, run_id=self.run_id, stats=self.stats):
             self.headers[(header.venue, header.asset)] = header
-            yield n, index, event
+            yield n, index, event, starts
 
     async def batches(self) -> AsyncIterator[Sequence[Tick | Book]]:
+        """The recording engine's batches (``recorded_batches``), else batches of up to ``batch`` events."""
         out: list[Tick | Book] = []
-        for event in self.events():
+        recorded = self._recorded_batches
+        size = self._batch
+        for event, starts in self.events():
             if self._closed or (self._max and self.emitted >= self._max):
                 break
-            out.append(event)
-            self.emitted += 1
-            if len(out) >= self._batch:
+            if out and ((starts or len(out) >= _MAX_RECORDED_BATCH) if recorded else len(out) >= size):
                 yield out
                 out = []
                 await asyncio.sleep(0)  # let the engine, commands and signals in between batches
+            out.append(event)
+            self.emitted += 1
         if out and not self._closed:
             yield out
 

@@ -82,12 +82,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_dumps = json.JSONEncoder(default=_json_default).encode
+
+
 def _json_text(value: Any) -> str | None:
     """The JSON text SQLAlchemy's JSON type would store for ``jsonable(value)`` (the C encoder does the walk)."""
     if value is None:
         return None
     try:
-        return json.dumps(value, default=_json_default)
+        return _dumps(value)
     except (TypeError, ValueError):
         return json.dumps(jsonable(value))  # e.g. non-string keys: jsonable turns them into strings
 
@@ -139,7 +142,7 @@ class _TableSpec:
         self.sqlite = sqlite
         env: dict[str, Any] = {
             "_dec": _decimal_text, "_json": _json_text, "_plain": _plain, "_ts": stamps, "_ts_dt": stamps.from_datetime,
-            "_now": now_ns, "_known": self.known, "_kind": kind, "_Enum": Enum, "_bool": bool,
+            "_now": now_ns, "_known": self.known, "_kind": kind, "_Enum": Enum, "_bool": bool, "_Decimal": Decimal,
         }
         exprs = []
         for i, name in enumerate(self.columns):
@@ -154,9 +157,9 @@ class _TableSpec:
             elif isinstance(col.type, UTCDateTime) or isinstance(col.type, DateTime):
                 exprs.append(f"(_ts(t) if (t := g('{name}_ns')) is not None else _ts_dt(g('{name}', {default})))")
             elif name in _JSON_COLUMNS or isinstance(col.type, JSON):
-                exprs.append(f"_json(g('{name}', {default}))")
+                exprs.append(f"(None if (v := g('{name}', {default})) is None else _json(v))")
             elif isinstance(col.type, DecimalText):
-                exprs.append(f"_dec(g('{name}', {default}))")
+                exprs.append(f"(format(v, 'f') if (v := g('{name}', {default})).__class__ is _Decimal else _dec(v))")
             elif isinstance(col.type, Boolean):
                 exprs.append(f"(None if (v := g('{name}', {default})) is None else _bool(v))")
             else:

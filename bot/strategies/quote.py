@@ -68,7 +68,7 @@ class _AssetQuote:
     __slots__ = (
         "tick_size", "fast_round", "bucket", "last_mid", "prev_close", "prev_bucket", "returns", "sigma",
         "inv", "bid_factor", "ask_factor", "can_buy", "can_sell", "dirty", "ticks", "last_requote_ns", "fee",
-        "q_ts", "q_bid", "q_ask", "advice", "qty", "lot",
+        "q_ts", "q_bid", "q_ask", "advice", "qty", "lot", "min_gap",
     )
 
     def __init__(self, window: int) -> None:
@@ -95,6 +95,7 @@ class _AssetQuote:
         self.advice: Advice = NORMAL  # risk's advice the factors were computed with
         self.qty = ZERO  # the order size under that advice
         self.lot = ZERO
+        self.min_gap = ZERO
 
 
 class QuoteStrategy(Strategy):
@@ -221,7 +222,22 @@ class QuoteStrategy(Strategy):
         st.sigma = self.sigma_prior
         st.qty = self.order_qty
         st.lot = inst.lot_size
+        st.min_gap = inst.tick_size * self.min_spread_ticks
         return st
+
+    def _refactor(self, st: _AssetQuote, inv: Decimal, advice: Advice) -> None:
+        """Recompute the cached factors: sigma, inventory or risk's advice changed."""
+        spread = self.spread_fraction(st.sigma, st.fee)
+        st.inv = inv
+        st.dirty = False
+        st.qty = self._size(st, advice)
+        if spread is None or advice.mode is QuoteMode.PULL or st.qty <= 0:
+            st.can_buy = st.can_sell = False  # warm-up, pulled by risk, or a size that rounds to nothing
+            return
+        if advice.spread_mult != 1:
+            spread = spread * advice.spread_mult
+        st.bid_factor, st.ask_factor = self.factors(inv, spread)
+        st.can_buy, st.can_sell = self.sides(inv, st.qty)
 
     def _size(self, st: _AssetQuote, advice: Advice) -> Decimal:
         if advice.size_scale == 1:
@@ -231,14 +247,11 @@ class QuoteStrategy(Strategy):
 
     # ------------------------------------------------------------------ strategy hooks
     def on_tick(self, ctx: StrategyContext) -> list[Intent]:
-        tick = ctx.tick
-        assert tick is not None
-        asset = tick.asset
+        # the hot path (every tick): one unpack, cached factors, two multiplications and two quantizes
+        asset, best_bid, _bsz, best_ask, _asz, _tsv, ts, _seq, _venue, _last = ctx.tick  # type: ignore[misc]
         st = self._states.get(asset)
         if st is None:
             st = self._state(ctx, asset)
-        ts = tick.ts_local_ns
-        best_bid, best_ask = tick.bid, tick.ask
         mid = (best_bid + best_ask) / TWO
         bucket = ts // MINUTE_NS
         if bucket != st.bucket:
@@ -247,32 +260,31 @@ class QuoteStrategy(Strategy):
         st.ticks += 1
         inv = ctx.position(asset)
         advice = ctx.advice(asset)
-        if advice != st.advice:
+        if advice is not st.advice and advice != st.advice:
             st.advice = advice
             st.dirty = True
         if st.dirty or inv != st.inv:
-            spread = self.spread_fraction(st.sigma, st.fee)
-            st.inv = inv
-            st.dirty = False
-            st.qty = self._size(st, advice)
-            if spread is None or advice.mode is QuoteMode.PULL or st.qty <= 0:
-                st.can_buy = st.can_sell = False  # warm-up, pulled by risk, or a size that rounds to nothing
-            else:
-                if advice.spread_mult != 1:
-                    spread = spread * advice.spread_mult
-                st.bid_factor, st.ask_factor = self.factors(inv, spread)
-                st.can_buy, st.can_sell = self.sides(inv, st.qty)
-        if not (st.can_buy or st.can_sell):
-            bid = ask = None
-        else:
+            self._refactor(st, inv, advice)
+        if st.can_buy or st.can_sell:
             tick_size = st.tick_size
             if st.fast_round:
-                bid_raw = (mid * st.bid_factor).quantize(tick_size, ROUND_FLOOR)
-                ask_raw = (mid * st.ask_factor).quantize(tick_size, ROUND_CEILING)
+                bid = (mid * st.bid_factor).quantize(tick_size, ROUND_FLOOR)
+                ask = (mid * st.ask_factor).quantize(tick_size, ROUND_CEILING)
             else:
-                bid_raw = floor_to_step(mid * st.bid_factor, tick_size)
-                ask_raw = ceil_to_step(mid * st.ask_factor, tick_size)
-            bid, ask = self._finish(bid_raw, ask_raw, tick_size, best_bid, best_ask, st.can_buy, st.can_sell)
+                bid = floor_to_step(mid * st.bid_factor, tick_size)
+                ask = ceil_to_step(mid * st.ask_factor, tick_size)
+            if bid >= best_ask:  # never cross
+                bid = best_ask - tick_size
+            if ask <= best_bid:
+                ask = best_bid + tick_size
+            if ask - bid < st.min_gap:
+                ask = bid + st.min_gap
+            if not st.can_buy or bid <= ZERO:
+                bid = None
+            if not st.can_sell:
+                ask = None
+        else:
+            bid = ask = None
         st.q_ts = ts
         st.q_bid = bid
         st.q_ask = ask

@@ -167,3 +167,38 @@ async def test_replay_refusals_say_why(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "full" / "x").write_text("x")
     assert await bot("replay", "--data", str(data), "--strategy", "quote", "--out", str(tmp_path / "full")) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+async def test_operator_decisions_are_counted_not_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's order comes from outside the recording: the replay says so and compares the rest."""
+    db = DB(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(db.store_toml() + RUN.format(record_dir=tmp_path / "md", ticks=2000))
+    engine = db.engine()
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    svc = await service.build(load_settings(cfg, env={}))
+    done = []
+
+    async def operator() -> None:  # at the top of an iteration, inside the loop, like a command from Telegram
+        if not done and svc.engine.counters.ticks >= 500:
+            done.append(await svc.engine.propose("manual", "buy BTC/USDT 0.001 limit 50000"))
+
+    svc.engine.guards.append(operator)
+    assert await service.run(svc, install_signals=False) == 0
+    assert done and done[0][0].order is not None  # the operator's order rested far below the market
+    assert await bot("replay", "--run", svc.run_id, "--config", str(cfg), "--out", str(tmp_path / "r")) == 0
+    text = capsys.readouterr().out
+    assert "identical" in text and "1 operator decision(s) of the run are not replayed" in text
+
+
+async def test_dry_run_on_a_recorded_file_lives_in_the_file_s_time(tmp_path: Path) -> None:
+    db = DB(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    await record_dry_run(db, tmp_path, ticks=600)
+    [data] = (tmp_path / "md" / "sim" / "BTC-USDT").iterdir()
+    cfg = tmp_path / "paper.toml"
+    cfg.write_text(db.store_toml() + f'[market]\nfeed = "recorded"\nrecorded_file = "{data}"\nrecord = false\n[engine]\nheartbeat_interval_s = 3600\n')
+    svc = await service.build(load_settings(cfg, env={}))
+    assert svc.clock.now_ns() == 1_767_225_600_100_000_000  # the file's first event, not the wall clock
+    assert await service.run(svc, install_signals=False) == 0
+    assert svc.engine.counters.ticks == 600 and svc.clock.now_ns() == 1_767_225_660_000_000_000

@@ -68,8 +68,8 @@ async def test_days_rotate_and_runs_append_members(tmp_path: Path) -> None:
     rec2.close()
     folder = tmp_path / "sim" / "BTC-USDT"
     assert sorted(p.name for p in folder.iterdir()) == ["2025-12-31.jsonl.gz", "2026-01-01.jsonl.gz"]
-    assert [e.seq for _n, _h, e in read_file(folder / "2026-01-01.jsonl.gz")] == [1002, 1003]
-    assert [e.seq for _n, _h, e in read_file(folder / "2026-01-01.jsonl.gz", run_id="run2")] == [1003]
+    assert [r.event.seq for r in read_file(folder / "2026-01-01.jsonl.gz")] == [1002, 1003]
+    assert [r.event.seq for r in read_file(folder / "2026-01-01.jsonl.gz", run_id="run2")] == [1003]
     assert [p.name for p in run_files(tmp_path, "run1")] == ["2025-12-31.jsonl.gz", "2026-01-01.jsonl.gz"]
     assert [p.name for p in day_files(tmp_path, "sim", "BTC/USDT", date(2026, 1, 1))] == ["2026-01-01.jsonl.gz"]
 
@@ -149,3 +149,19 @@ def test_ops_reports_read_what_the_recorder_writes(tmp_path: Path) -> None:
     prices = RecordedPrices(tmp_path, lead_s=0)
     path = prices.path("BTC/USDT", T0, T0 + 10)
     assert path is not None and path.px == [D("60000.005"), D("60010.005")] and prices.skipped_lines == 0
+
+
+async def test_a_run_s_batches_are_replayed_as_they_were_handled(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    batches = [[1, 2, 3], [4], [5, 6]]
+    for batch in batches:
+        rec.start_batch(batch[0])
+        for n in batch:
+            rec(n, tick(n, T0 + n))
+    rec.close()
+    feed = RecordedFeed(rec.paths, run_id="run1")
+    got = [[e.seq - 1000 for e in b] async for b in feed.batches()]
+    assert got == batches
+    plain = RecordedFeed(rec.paths, batch=4)  # a backtest over the file: batches by count
+    assert [len(b) async for b in plain.batches()] == [4, 2]
+
