@@ -497,10 +497,14 @@ class _Late:
         task.add_done_callback(self._tasks.discard)
 
     def on_status(self, status: StreamStatus) -> None:
-        # losing the market-data connection is a connectivity loss: SAFE (spec 4.7.4; the adapter's own
-        # cancel-on-disconnect sweeps resting orders). The user stream's health gates orders through FeedHealth.
-        if status.stream == "market" and status.asset is None and not status.healthy and self.runtime is not None:
+        # losing a stream's connection is a connectivity loss: SAFE (spec 4.7.4; the adapter's own
+        # cancel-on-disconnect sweeps resting orders). The user stream's health also gates orders through FeedHealth.
+        if self.runtime is None or status.healthy or status.asset is not None:
+            return  # per-asset staleness is measured by risk from the market data itself
+        if status.stream == "market":
             self.runtime.on_disconnect(f"{status.venue} market data: {status.reason}")
+        else:  # the user-data stream (fills, orders) down: connectivity loss as well
+            self.runtime.on_stream_status(status)
 
 
 async def _start_live_venue(s: Settings, keys: KeyRuntime, clock: Clock, late: _Late) -> tuple[BinanceLive, dict[str, Decimal]]:

@@ -150,3 +150,33 @@ async def test_live_refuses_to_start_without_its_safeguards(tmp_path: Path, extr
     cfg.write_text(f'mode = "LIVE"\n[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "bot.db"}"\n[market]\nvenue = "binance"\n{feed}{extra}')
     with pytest.raises(service.StartupError, match=message):
         await service.build(load_settings(cfg, env={}))
+
+
+async def test_live_stream_loss_enters_safe_and_revokes_arming(tmp_path: Path, isolated_logging: None) -> None:
+    """Connectivity loss in LIVE (the venue drops every stream): SAFE, arming revoked, no order can follow."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    key_file = new_key_file(tmp_path)
+    async with FakeBinance() as ex, FakeTelegram() as tg:
+        ex.set_balance("USDT", "10000")
+        ex.set_book("BTC/USDT", "100.00", "5", "100.01", "5")
+        await _keys(url, key_file, ex)
+        loaded = load_settings(_config(tmp_path, url, key_file, ex, tg), env={"BOT_TELEGRAM__TOKEN": tg.token})
+        svc = await service.build(loaded)
+        assert svc.safety is not None
+        entered_safe = asyncio.Event()
+        svc.safety.add_listener(lambda old, new, code, reason: entered_safe.set() if new.value == "SAFE" else None)
+        task = asyncio.create_task(service.run(svc, install_signals=False))
+        try:
+            await tg.wait_for_sent(lambda r: "Service started" in (r.plain_text or ""), timeout=BOUND)
+            await ex.wait_for_ws_clients(2)
+            await ex.drop_streams()
+            async with asyncio.timeout(BOUND):
+                await entered_safe.wait()
+            assert svc.safety.state.value == "SAFE"
+            assert svc.safety.code is not None and svc.safety.code.value == "VENUE_UNAVAILABLE"
+            assert not svc.arming.is_armed()
+            assert len(ex.requests_for("POST", "/api/v3/order")) == 0
+        finally:
+            svc.stop_event.set()
+            async with asyncio.timeout(60):
+                assert await task == 0

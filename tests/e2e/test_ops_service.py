@@ -3,7 +3,7 @@ shutdown, the scheduler stopped, alerts of a failing job reach the outbox."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,6 +14,10 @@ from bot.ops.snapshot import load
 from bot.store import migrate
 from bot.store.models import OutboxRow, SnapshotRow
 from tests.conftest import DB
+
+# the daily summary half a day away: the service's start-up catch-up (a run missed within the grace time) would
+# otherwise add summary rows to the outbox when a test happens to run just after 21:00 UTC
+FAR_SUMMARY = f'daily_summary_time = "{datetime.now(UTC) + timedelta(hours=12):%H:%M:00}"\n'
 
 CONFIG = """
 [market.synthetic]
@@ -28,7 +32,7 @@ heartbeat_interval_s = 3600
 
 async def test_service_wires_the_scheduler_and_writes_a_final_snapshot(db: DB, tmp_path: Path) -> None:
     cfg = tmp_path / "bot.toml"
-    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n')
+    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n' + FAR_SUMMARY)
     engine = db.engine()
     await migrate.upgrade(engine)
     svc = await service.build(load_settings(cfg, env={}))
@@ -63,7 +67,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
     cfg.write_text(
         db.store_toml()
         + CONFIG.replace("max_ticks = 2000", "max_ticks = 0").replace("interval_ms = 0", "interval_ms = 20")
-        + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n'
+        + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n' + FAR_SUMMARY
     )
     engine = db.engine()
     await migrate.upgrade(engine)
@@ -115,7 +119,7 @@ async def test_kill_drill_incident_resume_and_arming_expiry_through_the_running_
 
 async def test_a_failing_job_alerts_the_operator_through_the_outbox(db: DB, tmp_path: Path) -> None:
     cfg = tmp_path / "bot.toml"
-    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n')
+    cfg.write_text(db.store_toml() + CONFIG + f'[ops]\nsnapshot_dir = "{tmp_path / "snaps"}"\n' + FAR_SUMMARY)
     engine = db.engine()
     await migrate.upgrade(engine)
     svc = await service.build(load_settings(cfg, env={}))

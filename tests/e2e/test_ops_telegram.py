@@ -19,7 +19,14 @@ OP = 4242
 BOUND = 20.0
 
 
+def _half_a_day_from_now() -> str:
+    from zoneinfo import ZoneInfo
+
+    return (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(hours=12)).strftime("%H:%M:00")
+
+
 async def test_daily_summary_and_incident_are_delivered_to_the_chat(tmp_path: Path) -> None:
+    summary_time = _half_a_day_from_now()
     async with FakeTelegram() as fake:
         cfg = tmp_path / "bot.toml"
         cfg.write_text(
@@ -27,6 +34,9 @@ async def test_daily_summary_and_incident_are_delivered_to_the_chat(tmp_path: Pa
             '[market.synthetic]\ninterval_ms = 2\nmax_ticks = 0\nstart_ts = "2026-01-01T00:00:00Z"\n'
             f'[engine]\nheartbeat_interval_s = 3600\nkill_file = "{tmp_path / "state" / "KILL"}"\n'
             f'[ops]\nsnapshot_dir = "{tmp_path / "snapshots"}"\ntimezone = "Europe/Berlin"\n'
+            # half a day away from now: the service's own start-up catch-up (a run missed within the grace time)
+            # must not send today's summary before the test fires it (this test once failed at 21:02 Berlin)
+            f'daily_summary_time = "{summary_time}"\n'
             f'[telegram]\nbase_url = "{fake.base_url}"\nbase_file_url = "{fake.base_file_url}"\n'
             f"allowed_chat_ids = [{OP}]\nallowed_user_ids = [{OP}]\n"
         )
@@ -67,4 +77,4 @@ async def test_daily_summary_and_incident_are_delivered_to_the_chat(tmp_path: Pa
         finally:
             svc.stop_event.set()
             assert await asyncio.wait_for(task, 60) == 0
-    assert time(21, 0) == svc.settings.ops.daily_summary_time
+    assert svc.settings.ops.daily_summary_time == time.fromisoformat(summary_time)
