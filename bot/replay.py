@@ -309,8 +309,18 @@ async def replay_run(
         cfg = _strip_secrets(dict(run.data["config"]))
         cfg["mode"] = Mode.REPLAY.value
         cfg["store"] = _store_in(out_dir)
-        cfg["market"] = dict(cfg["market"], record=False)
+        # the simulated venue stands in for whatever venue the run traded on, with the instruments as traded and
+        # that venue's asset allowlist
+        traded_on = cfg["market"]["venue"]
+        cfg["market"] = dict(cfg["market"], record=False, venue="sim", feed="synthetic")
+        if run.data.get("instruments"):
+            cfg["sim"] = dict(cfg["sim"], instruments=run.data["instruments"])
+        allowed = dict(cfg["risk"]["allowed_assets"])
+        if traded_on != "sim" and traded_on in allowed:
+            allowed["sim"] = allowed[traded_on]
+        cfg["risk"] = dict(cfg["risk"], allowed_assets=allowed)
         cfg["engine"] = _replay_engine_paths(cfg["engine"], out_dir)
+        cfg.pop("keys", None)  # a replay trades on the simulated venue: it needs no key (nor the master key's file)
         changed = _override_params(cfg, params or {})
         loaded = settings_from(cfg, f"run {run_id}")
         directory = record_dir or (Path(run.data["record_dir"]) if run.data.get("record_dir") else None)

@@ -641,6 +641,21 @@ def run_start_data(service: Service) -> dict[str, Any]:
             for sid, (strat, _ctx) in engine.strategies.items()
         },
         "record_dir": str(s.market.record_dir) if service.recorder is not None else None,
+        # the instruments as traded (a LIVE run's come from the venue): a replay's simulated venue uses them
+        "instruments": {a: _instrument_settings(i) for a, i in sorted(engine.instruments.items())},
+    }
+
+
+def _instrument_settings(inst: Instrument) -> dict[str, Any]:
+    """An instrument as a ``[sim.instruments."BASE/QUOTE"]`` table (exact decimal text)."""
+    def text(v: Decimal | None) -> str | None:
+        return None if v is None else format(v, "f")
+
+    return {
+        "tick_size": text(inst.tick_size), "lot_size": text(inst.lot_size), "min_qty": text(inst.min_qty),
+        "max_qty": text(inst.max_qty), "min_notional": text(inst.min_notional), "maker_fee": text(inst.fees.maker),
+        "taker_fee": text(inst.fees.taker), "gas": text(inst.fees.gas), "contract_size": text(inst.contract_size),
+        "semantics": inst.semantics.value, "venue_symbol": inst.venue_symbol, "chain": inst.chain, "network": inst.network,
     }
 
 
