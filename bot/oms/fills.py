@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable
 from decimal import Decimal
@@ -63,7 +64,7 @@ class FillSequence:
             self.last = seq
             return SeqOutcome.GAP, gap
         # seq <= last: either it fills a hole or it is a reuse
-        i = bisect_right(self._missing, (seq, float("inf"))) - 1
+        i = bisect_right(self._missing, (seq, math.inf)) - 1
         if i >= 0:
             lo, hi = self._missing[i]
             if lo <= seq <= hi:

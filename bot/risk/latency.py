@@ -115,7 +115,7 @@ class LatencyMonitor:
         v = self._venue(venue, now_ns)
         v.samples.append(latency_ns)
         if v.baseline_ns is None and len(v.samples) >= self.limits.window and v.state is LatencyState.NORMAL:
-            v.baseline_ns = max(float(p95(v.samples)), self._floor)
+            v.baseline_ns = max(p95(v.samples), self._floor)
         return self._step(venue, v, now_ns)
 
     def evaluate(self, now_ns: int) -> list[Transition]:
