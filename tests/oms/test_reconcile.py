@@ -212,3 +212,28 @@ async def test_reconciliation_summary_row_every_cycle() -> None:
     assert res.ok
     row = r.audit.of("reconciliation")[-1]
     assert row["asset"] is None and row["ok"] is True and row["venue"] == "model" and "2 asset(s)" in row["detail"]
+
+
+async def test_lost_late_fills_that_net_to_zero_are_found_by_the_periodic_full_scan() -> None:
+    """A buy and a sell, both cancelled, both filled late at the venue, both reports lost: the position agrees
+    (+x - x = 0), so no targeted look finds them; the full scan every ``full_scan_every`` cycles does."""
+    r = rig(OmsLimits(grace_window_s=3))
+    rec = Reconciler(r.oms, full_scan_every=3)
+    await rec.take_baseline(direct_call)  # cycle 1 (a full scan)
+    buy = await r.oms.submit(r.intent(Side.BUY, "0.1", "100"))
+    sell = await r.oms.submit(r.intent(Side.SELL, "0.1", "100"))
+    assert buy and sell
+    for o in (buy, sell):
+        await r.oms.cancel(o.client_order_id, "test")
+    r.venue.deliver(r.oms)
+    fills = [r.venue.execute(o.client_order_id, D("0.1"), D("101"))[0] for o in (buy, sell)]
+    r.venue.outbox.clear()  # the stream loses both late fills
+    r.advance(10)
+    res = await rec.reconcile_once(direct_call)  # cycle 2: targeted, the position agrees
+    assert not res.missed_fills and [a.status for a in res.assets if a.asset == ASSET] == ["ok"]
+    res = await rec.reconcile_once(direct_call)  # cycle 3: targeted
+    assert not res.missed_fills and r.oms.fills_applied == 0
+    res = await rec.reconcile_once(direct_call)  # cycle 4 (cycles % 3 == 0): the full scan
+    assert sorted(f.fill_id for f in res.missed_fills) == sorted(f.fill_id for f in fills)
+    assert r.safe_codes == [ErrorCode.POSITION_MISMATCH] and r.portfolio.qty(ASSET) == D("0")
+    assert buy.filled_qty == sell.filled_qty == D("0.1") and r.oms.fills_applied == 2
