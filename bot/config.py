@@ -276,6 +276,11 @@ class OmsSettings(Section):
     reconcile_max_age_s: float = Field(
         30.0, ge=5, le=3600, description="once scheduled reconciliation runs, new orders stop when the last success is older than this"
     )
+    retention_s: float = Field(
+        7200.0, ge=600, le=7 * 86_400,
+        description="terminal orders and fill ids are kept in memory this long (the audit store keeps everything); "
+        "intents older than this are refused and older unknown fills are never applied unverified",
+    )
 
 
 class VenueSettings(Section):
@@ -427,6 +432,11 @@ class Settings(BaseSettings):
             for a in s.assets:
                 if a not in self.market.assets:
                     raise ValueError(f"strategies[{s.id}].assets: {a} is not in market.assets {list(self.market.assets)}")
+        if self.oms.retention_s <= self.telegram.intent_ttl_s:
+            raise ValueError(
+                f"oms.retention_s ({self.oms.retention_s:g}) must exceed telegram.intent_ttl_s ({self.telegram.intent_ttl_s}): "
+                "a staged intent confirmed near its expiry would otherwise be refused as too old"
+            )
         if self.mode is Mode.LIVE and self.market.venue == "sim":
             raise ValueError("mode LIVE needs a live venue: set market.venue (the simulated venue is for DRY_RUN and REPLAY)")
         return self

@@ -95,6 +95,7 @@ class Order:
     reduce_only: bool = False
     reject_reason: str = ""
     updated_ns: int = 0
+    intent_ts_ns: int = 0  # event time of the intent this order executes (the OMS refuses intents older than its retention)
 
     @property
     def remaining(self) -> Decimal:

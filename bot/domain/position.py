@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -64,13 +66,55 @@ class Position:
         return self.realised_pnl + (self.unrealised(mark) if mark is not None else ZERO) - self.fees
 
 
+class SeenFills:
+    """The (venue, fill id) pairs already applied, with the venue time of each fill, so that the oldest can be
+    forgotten: a long-running service must not keep every fill id it ever saw.
+
+    ``forget_before(cutoff_ns)`` drops ids whose fill happened before ``cutoff_ns`` (oldest arrivals first; an
+    id that arrived out of order may be kept a little longer, never dropped early). Whoever forgets must also
+    refuse to apply, unverified, a fill older than what it kept (the OMS does: ``oms.retention_s``).
+    """
+
+    __slots__ = ("_ids", "_order")
+
+    def __init__(self) -> None:
+        self._ids: set[tuple[str, str]] = set()
+        self._order: deque[tuple[int, tuple[str, str]]] = deque()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, key: tuple[str, str], ts_ns: int) -> bool:
+        """Record ``key``; False if it was already there."""
+        if key in self._ids:
+            return False
+        self._ids.add(key)
+        self._order.append((ts_ns, key))
+        return True
+
+    def forget_before(self, cutoff_ns: int) -> int:
+        """Forget ids of fills that happened before ``cutoff_ns``. Returns how many were forgotten."""
+        order, ids = self._order, self._ids
+        n = 0
+        while order and order[0][0] < cutoff_ns:
+            ids.discard(order.popleft()[1])
+            n += 1
+        return n
+
+
 @dataclass(slots=True)
 class Portfolio:
     """Positions per asset, and per (strategy, asset) for per-strategy limits and reports."""
 
     positions: dict[str, Position] = field(default_factory=dict)
     by_strategy: dict[tuple[str, str], Position] = field(default_factory=dict)
-    seen_fill_ids: set[tuple[str, str]] = field(default_factory=set)
+    seen_fill_ids: SeenFills = field(default_factory=SeenFills)
 
     def position(self, asset: str) -> Position:
         pos = self.positions.get(asset)
@@ -87,10 +131,8 @@ class Portfolio:
 
     def apply_fill(self, fill: Fill) -> bool:
         """Apply a fill once (deduplicated by venue and fill id). Returns False for a duplicate."""
-        key = (fill.venue, fill.fill_id)
-        if key in self.seen_fill_ids:
+        if not self.seen_fill_ids.add((fill.venue, fill.fill_id), fill.ts_ns):
             return False
-        self.seen_fill_ids.add(key)
         signed = fill.qty * fill.side.sign
         self.position(fill.asset).apply(signed, fill.price, fill.fee_quote)
         if fill.strategy_id:

@@ -28,6 +28,10 @@ class OmsLimits:
     flipflop_max_cycles: int = 150  # place/cancel cycles per asset within the window that mean "flip-flop"
     unknown_orders: str = "cancel"  # venue orders we did not place: "cancel" or "adopt"
     reconcile_max_age_s: float = 30.0  # once reconciliation has succeeded, new orders need a fresh one
+    # Memory horizon of a long run: terminal orders and applied fill ids are forgotten this long after their last
+    # change; intents older than this are refused, and an unknown fill older than this is never applied unverified
+    # (the asset goes dirty and reconciliation's position check decides). Everything stays in the audit store.
+    retention_s: float = 7200.0
 
     def __post_init__(self) -> None:
         if self.unknown_orders not in ("cancel", "adopt"):
@@ -36,6 +40,12 @@ class OmsLimits:
             raise ValueError("oms.max_orders_per_s and oms.flipflop_max_cycles must be positive")
         if self.mismatch_threshold < 0 or self.mismatch_abs_qty < 0:
             raise ValueError("oms mismatch tolerances must not be negative")
+        floor = max(60.0, 10 * self.grace_window_s, 2 * self.reconcile_max_age_s, 2 * self.dirty_max_age_s, 2 * self.stream_stale_s)
+        if self.retention_s < floor:
+            raise ValueError(
+                f"oms.retention_s ({self.retention_s:g}) must be at least {floor:g} s: 60 s, ten grace windows and twice the "
+                "reconciliation, dirty-position and stream-staleness ages"
+            )
 
     @classmethod
     def from_mapping(cls, values: Any) -> "OmsLimits":
@@ -64,6 +74,10 @@ class OmsLimits:
     @property
     def reconcile_max_age_ns(self) -> int:
         return int(self.reconcile_max_age_s * NS)
+
+    @property
+    def retention_ns(self) -> int:
+        return int(self.retention_s * NS)
 
     def agrees(self, a: Decimal, b: Decimal) -> bool:
         """Two position quantities agree within the absolute or the relative tolerance."""

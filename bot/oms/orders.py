@@ -10,6 +10,7 @@ Runs inside the engine loop (one writer); nothing here is safe to call from anot
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -40,6 +41,10 @@ _MAYBE_PLACED = frozenset({ErrorCode.UNKNOWN_ORDER_STATUS, ErrorCode.VENUE_UNAVA
 # a failed cancel whose outcome is unknown: keep PENDING_CANCEL, reconciliation re-sends or resolves it
 _CANCEL_OUTCOME_UNKNOWN = frozenset({ErrorCode.UNKNOWN_ORDER_STATUS, ErrorCode.VENUE_UNAVAILABLE, ErrorCode.RATE_LIMITED})
 _TERMINAL_EVENT = {S.CANCELED: "canceled", S.EXPIRED: "expired", S.REJECTED: "reject"}
+# A fill's time may differ a little between the stream and REST, and the venue's clock from ours: an unknown fill
+# is refused as beyond the dedup horizon only when it is older than the retention by more than this.
+FILL_TIME_SLACK_NS = 60 * 1_000_000_000
+RETIRE_EVERY_NS = 1_000_000_000  # how often (event time) check_timers looks for orders and fill ids to forget
 
 
 def client_order_id(intent_id: str, attempt: int) -> str:
@@ -98,6 +103,8 @@ class OrderManager:
         self._created_mono: dict[str, int] = {}
         self._pre_cancel: dict[str, OrderStatus] = {}
         self._awaiting_fills: dict[str, Decimal] = {}  # coid -> filled qty the venue reported beyond our fills
+        self._retire: deque[tuple[int, str]] = deque()  # (last change ns, coid) of terminal orders, oldest first
+        self._next_retire_ns = 0
         self.fill_seq: dict[str, FillSequence] = {}  # per asset: Fill.seq counts one asset's fills on one venue
         self.baseline: dict[str, Decimal] = {}  # venue position not made of this run's fills (holdings at start)
         self.base_fees: dict[str, Decimal] = {}  # spot fees charged in the base asset (they shrink the holding)
@@ -110,6 +117,9 @@ class OrderManager:
         self.orphan_fills = 0
         self.orders_submitted = 0
         self.refusals = 0
+        self.orders_retired = 0
+        self.fill_ids_forgotten = 0
+        self.fills_beyond_horizon = 0
 
     # ------------------------------------------------------------------ queries
     def live_orders(self, strategy_id: str | None = None, asset: str | None = None) -> list[Order]:
@@ -163,6 +173,9 @@ class OrderManager:
             "fills": self.fills_applied,
             "duplicate_fills": self.duplicate_fills,
             "orphan_fills": self.orphan_fills,
+            "orders_in_memory": len(self.orders),
+            "orders_retired": self.orders_retired,
+            "fills_beyond_horizon": self.fills_beyond_horizon,
             "missing_fill_seqs": {a: seq.missing for a, seq in self.fill_seq.items() if seq.missing_count()},
             "safe_requests": [(c.value, s, r) for c, s, r in self.rec.safe_requests],
         }
@@ -174,6 +187,60 @@ class OrderManager:
         self.gates.observe_feed(now)
         self.gates.overdue_dirty(now)
         self.gates.reconcile_freshness()
+        now_ns = self.clock.now_ns()
+        if now_ns >= self._next_retire_ns:
+            self._next_retire_ns = now_ns + RETIRE_EVERY_NS
+            self.retire(now_ns)
+
+    # ------------------------------------------------------------------ memory horizon
+    def retire(self, now_ns: int | None = None) -> int:
+        """Forget terminal orders whose last change (and intent) is older than ``oms.retention_s``, and the ids
+        of fills older than that. The audit store keeps all of it; what stays in memory is bounded by the
+        retention, not by the length of the run. Returns how many orders were retired.
+
+        Kept regardless of age: live and UNKNOWN orders, and orders the venue says are more filled than our fills
+        (their asset stays dirty until the fills arrive). Afterwards an intent older than the retention is refused,
+        a report for a retired order is audited as one for an order this OMS does not track, and an unknown fill
+        older than the retention is never applied unverified (see ``_apply_fill``).
+        """
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        cutoff = now - self.limits.retention_ns
+        queue = self._retire
+        retired = 0
+        while queue and queue[0][0] < cutoff:
+            _, coid = queue.popleft()
+            order = self.orders.get(coid)
+            if order is None or not order.is_terminal:
+                continue  # retired already (a second entry), or not terminal (cannot happen: terminal is final)
+            last = max(order.updated_ns, order.intent_ts_ns)
+            if last >= cutoff:
+                queue.append((last, coid))  # changed since (a late fill): its turn comes again
+                continue
+            if coid in self._awaiting_fills:
+                queue.append((now, coid))  # the venue reported fills we have not seen: keep it until they arrive
+                continue
+            del self.orders[coid]
+            attempts = self._by_intent.get(order.intent_id)
+            if attempts is not None:
+                if coid in attempts:
+                    attempts.remove(coid)
+                if not attempts:
+                    del self._by_intent[order.intent_id]
+            self._venue_rejected.discard(coid)
+            self._created_mono.pop(coid, None)
+            self._pre_cancel.pop(coid, None)
+            retired += 1
+        self.orders_retired += retired
+        self.fill_ids_forgotten += self.portfolio.seen_fill_ids.forget_before(cutoff)
+        return retired
+
+    def fill_horizon_ns(self) -> int:
+        """Fills that happened before this (venue time) are beyond what the fill-id dedup still remembers."""
+        return self.clock.now_ns() - self.limits.retention_ns + FILL_TIME_SLACK_NS
+
+    def placed_by_this_run(self, client_order_id: str) -> bool:
+        """A client order id this run's OMS made (carries the run's prefix): ours even if retired from memory."""
+        return self.id_prefix is not None and client_order_id.startswith(self.id_prefix + "-")
 
     async def guard(self) -> None:
         """For ``Engine.guards``."""
@@ -194,6 +261,8 @@ class OrderManager:
             self.gates.unknown_orders.pop(coid, None)
         if order.status is not S.PENDING_CANCEL:
             self._pre_cancel.pop(coid, None)
+        if order.is_terminal:
+            self._retire.append((order.updated_ns, coid))
 
     def _set_status(self, order: Order, dst: OrderStatus, event: str, code: ErrorCode | None = None, reason: str = "") -> bool:
         """Apply a transition from the table, or refuse and audit it (never applied)."""
@@ -245,6 +314,7 @@ class OrderManager:
             created_ns=self.clock.now_ns(),
             tag=intent.tag,
             reduce_only=intent.reduce_only,
+            intent_ts_ns=intent.ts_ns,
         )
 
     def _refuse(self, intent: Intent, attempt: int, code: ErrorCode, reason: str) -> None:
@@ -256,6 +326,10 @@ class OrderManager:
     def _identity_problem(self, intent: Intent, attempt: int) -> str | None:
         if self.id_prefix and not intent.id.startswith(self.id_prefix + "-"):
             return f"intent id {intent.id!r} does not carry this run's prefix {self.id_prefix!r}: its client order id would not be unique across restarts"
+        age_ns = self.clock.now_ns() - intent.ts_ns
+        if age_ns > self.limits.retention_ns:
+            # orders of intents this old may have been retired from memory: the one-order-per-intent check could not see them
+            return f"intent {intent.id} is {age_ns / 1e9:.0f}s old, older than oms.retention_s ({self.limits.retention_s:g}s): never executed"
         prior = self._by_intent.get(intent.id)
         if prior:
             if attempt == 0 or any(c not in self._venue_rejected for c in prior):
@@ -479,7 +553,9 @@ class OrderManager:
                 "unknown_order",
                 venue_order_id=report.venue_order_id,
                 to_status=report.status.value,
-                reason="execution report for an order this OMS does not track",
+                reason="execution report for an order of this run retired from memory (terminal for longer than oms.retention_s)"
+                if self.placed_by_this_run(report.client_order_id)
+                else "execution report for an order this OMS does not track",
             )
             if report.fill is not None:
                 self._apply_fill(None, report.fill, "stream")
@@ -555,6 +631,9 @@ class OrderManager:
         if key in self.portfolio.seen_fill_ids:
             self.duplicate_fills += 1
             return False  # duplicate execution report: idempotent
+        if fill.ts_ns < self.fill_horizon_ns():
+            self._beyond_horizon(fill, source)
+            return False
         now = self.clock.monotonic_ns()
         inst = self.instruments.get(fill.asset)
         fee_quote, fee_note = fee_in_quote(fill, inst, self.fee_rate)
@@ -639,6 +718,20 @@ class OrderManager:
         for listener in self.fill_listeners:
             listener(fill, order)
         return True
+
+    def _beyond_horizon(self, fill: Fill, source: str) -> None:
+        """A fill we have no id for, older than the retention: its id may have been forgotten, so it may be a
+        duplicate. Never applied unverified: the asset goes dirty (no new orders on it) and reconciliation's
+        position check decides (agreement cleans it; a real missed fill shows as a mismatch and goes SAFE)."""
+        self.fills_beyond_horizon += 1
+        age_s = (self.clock.now_ns() - fill.ts_ns) / 1e9
+        reason = (
+            f"fill {fill.fill_id} {fill.side.value} {fill.qty} {fill.asset} @ {fill.price} ({source}) happened {age_s:.0f}s ago, "
+            f"beyond oms.retention_s ({self.limits.retention_s:g}s): not applied; the position check decides"
+        )
+        self.rec.bare_event(fill.client_order_id, "stale_fill", venue_order_id=fill.venue_order_id, code=ErrorCode.POSITION_MISMATCH, reason=reason)
+        self.rec.warn(f"oms:stale_fill:{fill.asset}", reason)
+        self.mark_dirty(fill.asset, reason)
 
     def _check_seq(self, fill: Fill) -> None:
         assert fill.seq is not None

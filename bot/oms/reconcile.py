@@ -84,6 +84,7 @@ class ReconcileResult:
     recovered_fills: list[Fill] = field(default_factory=list)  # the subset found after a stream outage (expected)
     recent_fills: int = 0  # unknown fills younger than the grace window: left to the stream for now
     history_fills: int = 0  # fills from before this run: part of the baseline, never applied
+    beyond_horizon: list[Fill] = field(default_factory=list)  # unknown, older than oms.retention_s: not applied, asset dirty
     unknown_orders: list[str] = field(default_factory=list)
     zombies: list[tuple[str, str, str | None]] = field(default_factory=list)  # (asset, coid, venue id): we hold closed, venue open
     resolved: list[tuple[str, str, str]] = field(default_factory=list)  # (coid, from, to)
@@ -190,6 +191,7 @@ class Reconciler:
 
         # 1. fills the stream did not deliver -------------------------------------------------
         seen_ids = oms.portfolio.seen_fill_ids
+        horizon = oms.fill_horizon_ns()
         recent_assets: set[str] = set()  # unknown fills younger than the grace window: the stream may still bring them
         for asset, fills in snap.fills.items():
             recent = False
@@ -205,6 +207,8 @@ class Reconciler:
                     continue
                 if oms.apply_reconciled_fill(f):
                     res.missed_fills.append(f)
+                elif f.ts_ns < horizon:
+                    res.beyond_horizon.append(f)  # its id may have been forgotten: the position check below decides
             if recent:
                 recent_assets.add(asset)
             elif fills:
@@ -242,6 +246,15 @@ class Reconciler:
             order = orders.get(coid)
             if order is not None and order.status in _STEADY and vo.filled_qty <= order.filled_qty and coid not in awaiting:
                 continue  # the common case: open at both ends, nothing filled that we do not know of
+            if order is None and oms.placed_by_this_run(coid):
+                # ours, retired from memory as closed long ago, yet open at the venue: a zombie whatever the policy
+                res.zombies.append((vo.asset, coid, vo.venue_order_id))
+                key = f"zombie:{coid}"
+                seen.add(key)
+                self._problems.setdefault(key, now_mono)
+                res.problems.append(f"{coid}: placed by this run and retired from memory as closed, the venue lists it open: cancelling it at the venue")
+                rec.warn(f"oms:zombie:{coid}", f"{vo.asset}: order {coid} was closed here long ago but is open at the venue: cancelling it")
+                continue
             if order is None:
                 oms.track_venue_order(vo, policy)
                 res.unknown_orders.append(coid)
@@ -369,7 +382,7 @@ class Reconciler:
             counts[a.status] = counts.get(a.status, 0) + 1
         detail = (
             f"{len(res.assets)} asset(s) {counts}; venue open orders {len(snap.open_orders)}, ours {len(self.oms.live)}; "
-            f"missed fills {len(res.missed_fills)}, unknown orders {len(res.unknown_orders)}, resolved {len(res.resolved)}, "
+            f"missed fills {len(res.missed_fills)}, beyond horizon {len(res.beyond_horizon)}, unknown orders {len(res.unknown_orders)}, resolved {len(res.resolved)}, "
             f"zombies {len(res.zombies)}, errors {len(res.errors)}"
         )
         data: dict[str, Any] = {
@@ -384,6 +397,8 @@ class Reconciler:
             data["missed_fills"] = [f.fill_id for f in res.missed_fills]
         if res.recovered_fills:
             data["recovered_after_outage"] = [f.fill_id for f in res.recovered_fills]
+        if res.beyond_horizon:
+            data["beyond_horizon"] = [f.fill_id for f in res.beyond_horizon]
         code = res.safe[0] if res.safe else (ErrorCode.POSITION_MISMATCH if not res.ok and res.problems else None)
         audit.record(
             "reconciliation",

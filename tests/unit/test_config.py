@@ -142,3 +142,13 @@ def test_cli_config_check_error_exit_code(tmp_path: Path, capsys: pytest.Capture
     p = write(tmp_path, "[risk]\nnope = 1\n")
     assert main(["config", "check", "--config", str(p)]) == 2
     assert "risk.nope: unknown key" in capsys.readouterr().err
+
+
+def test_oms_retention_must_outlast_a_staged_intent(tmp_path: Path) -> None:
+    p = write(tmp_path, "[oms]\nretention_s = 900\n[telegram]\nintent_ttl_s = 900\n")
+    with pytest.raises(ConfigError, match=r"oms.retention_s \(900\) must exceed telegram.intent_ttl_s \(900\)"):
+        load_settings(p, env={})
+    ok = load_settings(write(tmp_path, "[oms]\nretention_s = 901\n[telegram]\nintent_ttl_s = 900\n"), env={})
+    assert ok.settings.oms.retention_s == 901
+    with pytest.raises(ConfigError, match="retention_s"):
+        load_settings(write(tmp_path, "[oms]\nretention_s = 599\n"), env={})

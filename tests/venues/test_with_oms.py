@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +41,7 @@ def oms_for(harness: Harness) -> tuple[OrderManager, Portfolio, ListAudit]:
 
 
 def intent(n: int, side: Side = Side.BUY, qty: str = "0.1", price: str = "99") -> Intent:
-    return Intent(f"run-{n}", 0, "quote", "BTC/USDT", side, D(qty), OrderType.LIMIT, D(price))
+    return Intent(f"run-{n}", time.time_ns(), "quote", "BTC/USDT", side, D(qty), OrderType.LIMIT, D(price))
 
 
 async def test_submit_fill_and_position_through_the_oms(fake: FakeBinance, harness: Harness) -> None:
