@@ -153,6 +153,17 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
     }
 
 
+def calibration_s(n: int = 10_000_000) -> float:
+    """Seconds for a fixed pure-Python loop: how fast this machine runs the interpreter today. The ticks/s of two
+    runs on different days compare only alongside it (the same 2-core machine type has run variant (a) at 170,000
+    ticks/s one day and 62,000 another, with nothing else running)."""
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return round(time.perf_counter() - t0, 3)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=1_000_000)
@@ -165,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(asyncio.run(run_variant(args.variant, args.ticks))))
         return 0
     variants = ("a", "b") if args.variant == "both" else (args.variant,)
+    calibration = calibration_s()
+    print(f"calibration: 10,000,000 pure-Python additions in {calibration} s")
     results = []
     for variant in variants:
         for _ in range(args.runs):
@@ -187,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "benchmark": "replay",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {
+                "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                "calibration_s": calibration,
+            },
             "targets": {"a_ticks_per_s": 150_000, "b_ticks_per_s": 20_000, "peak_rss_mb": 500},
             "results": results,
         }
