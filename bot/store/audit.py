@@ -239,6 +239,7 @@ class AuditStore:
         self._buffer: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in AUDIT_TABLES}
         self._pending = 0
         self._lock = asyncio.Lock()  # one flush at a time, or two flushes could write the same rows
+        self._writes: set[asyncio.Task[None]] = set()  # flushes in progress (they outlive a cancelled caller)
         self.written = 0
         # alerts ride in the same transaction as the audit rows of their event (the outbox pattern)
         self._outbox: list[dict[str, Any]] = []
@@ -275,6 +276,20 @@ class AuditStore:
         return self._pending >= self.batch_size
 
     async def flush(self) -> None:
+        """Write everything buffered, in one transaction. A flush once started runs to its end even if its caller
+        is cancelled (shutdown cancels the periodic flush): the write may already be committing in a thread or the
+        writer process, and the rows it wrote must leave the buffer, or the next flush would write them twice."""
+        task = asyncio.get_running_loop().create_task(self._flush_locked(), name="audit-write")
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed write keeps its rows, and the next flush raises to its caller
+
+    async def _flush_locked(self) -> None:
         async with self._lock:
             await self._flush()
 
@@ -318,6 +333,8 @@ class AuditStore:
         return sql, rows
 
     async def close(self) -> None:
-        """Stop the writer process, if any (after the last flush)."""
+        """Stop the writer process, if any (after the last flush, and after any flush still in progress)."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         if self._writer is not None:
             await self._writer.close()

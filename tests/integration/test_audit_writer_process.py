@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.store import migrate
 from bot.store.audit import AuditStore
 from bot.store.db import create_engine
-from bot.store.models import IntentRow, OutboxRow, StateTransitionRow
+from bot.store.models import IntentRow, OutboxRow, Run, StateTransitionRow
 from bot.store.sqlite_writer import AuditWriteError
 
 T = 1_767_225_600_123_456_789
@@ -91,3 +91,46 @@ def test_only_for_sqlite_files() -> None:
     engine = create_engine("sqlite+aiosqlite:///:memory:")
     with pytest.raises(ValueError, match="SQLite database file"):
         store(engine)
+
+
+async def test_a_flush_whose_caller_is_cancelled_still_trims_what_it_committed(tmp_path: Path) -> None:
+    """Shutdown cancels the periodic flush task. If that happens while the writer commits, the rows must not stay
+    buffered, or the final flush writes them a second time (seen: a replay's decisions stored twice)."""
+    import asyncio
+    import threading
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    await migrate.upgrade(engine)
+    audit = store(engine)
+    writer = audit._writer
+    assert writer is not None
+    committed, release = threading.Event(), threading.Event()
+    real = writer._roundtrip
+
+    def slow_answer(data: bytes) -> tuple[bool, str | None]:
+        answer = real(data)  # the child has committed
+        committed.set()
+        release.wait(10)  # ... and its answer is still on its way when the caller is cancelled
+        return answer
+
+    writer._roundtrip = slow_answer  # type: ignore[method-assign]
+    try:
+        for i in range(10):
+            audit.record("run", {"run_kind": "start", "detail": f"r{i}"})
+        periodic = asyncio.create_task(audit.flush())
+        await asyncio.get_running_loop().run_in_executor(None, committed.wait, 10)
+        periodic.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await periodic
+        writer._roundtrip = real  # type: ignore[method-assign]
+        audit.record("run", {"run_kind": "stop", "detail": "last"})
+        await audit.flush()  # the final flush
+        async with engine.connect() as conn:
+            details = [r.detail for r in (await conn.execute(select(Run.detail).order_by(Run.id))).all()]
+        assert details == [f"r{i}" for i in range(10)] + ["last"]
+        assert audit.pending == 0 and audit.written == 11
+    finally:
+        release.set()
+        await audit.close()
+        await engine.dispose()
