@@ -29,14 +29,14 @@ from bot.control.stager import Stager
 from bot.control.staging import EntryStatus, IntentBook, Mandate, Staged
 from bot.control.views import entry_outcome, intents_html, staged_buttons, staged_html
 from bot.domain.errors import DomainError
-from bot.domain.intent import Intent, Urgency
+from bot.domain.intent import Intent
 from bot.domain.ports import AuditSink, Clock
 from bot.engine.loop import Engine
 from bot.risk.safety import SafetyController, TradingState
+from bot.strategies.manual import MANUAL, ManualOrderError
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
-MANUAL = "manual"
 _STOPPED = (TradingState.SAFE, TradingState.HALTED)
 
 
@@ -99,31 +99,35 @@ class IntentCommands:
         return await self._stage_mandate(sender, name, args[1:], ref)
 
     async def _stage_manual(self, sender: Sender, args: list[str], ref: str) -> Reply:
-        spec = parse_manual(args)
-        inst = self.engine.instruments.get(spec.asset)
+        """One order, through the ``manual`` strategy (its grammar, its intent), rounded to the grid first: the
+        preview says what was rounded, and only what the preview shows can be confirmed."""
+        typed = parse_manual(args)
+        inst = self.engine.instruments.get(typed.asset)
         if inst is None:
-            raise ParseError(f"unknown asset {spec.asset}; known: {', '.join(sorted(self.engine.instruments))}")
+            raise ParseError(f"unknown asset {typed.asset}; known: {', '.join(sorted(self.engine.instruments))}")
         stop = self._stopped()
         if stop is not None:
             return stop
-        q = inst.round_qty(spec.qty)
-        p = inst.round_price(spec.limit_price, is_buy=spec.side.sign > 0) if spec.limit_price is not None else None
-        notes = []
-        if q != spec.qty:
-            notes.append(f"quantity rounded down to the lot: {qty(q)}")
-        if p is not None and p != spec.limit_price:
-            notes.append(f"price rounded to the tick (passive side): {price(p, units(spec.asset)[1], inst.tick_size)}")
         try:
-            inst.validate_order(q, p)
+            order = typed.rounded(inst)
+        except ManualOrderError as exc:
+            return refused(f"❌ Not staged: {esc(str(exc))}", detail=str(exc))
+        notes = []
+        if order.qty != typed.qty:
+            notes.append(f"quantity rounded down to the lot: {qty(order.qty)}")
+        if order.limit_price != typed.limit_price:
+            notes.append(f"price rounded to the tick (passive side): {price(order.limit_price, units(order.asset)[1], inst.tick_size)}")
+        try:
+            inst.validate_order(order.qty, order.limit_price)
         except DomainError as exc:
             return refused(f"❌ Not staged: {esc(exc.message)}", detail=exc.message)
 
-        def stage() -> tuple[str | None, Staged | None, Intent]:
-            intent = Intent(
-                id=self.engine.next_id(), ts_ns=self.engine.clock.now_ns(), strategy_id=MANUAL, asset=spec.asset, side=spec.side, qty=q,
-                order_type=spec.order_type, limit_price=p, tif=spec.tif, urgency=Urgency.NORMAL, risk_tags=("manual",),
-                rationale=f"operator {sender.label} via Telegram",
-            )
+        def stage() -> tuple[str | None, Staged | None, Intent | None]:
+            try:
+                [made] = self.engine.request_intents(MANUAL, order)
+            except (ManualOrderError, LookupError) as exc:  # LookupError: a run wired without the manual strategy
+                return str(exc), None, None
+            intent = replace(made, rationale=f"operator {sender.label} via Telegram: {order.text()}")
             self._record_decision(intent, ref)
             verdict = self.engine.check_risk(intent, "staged")
             if not verdict.approved:
@@ -131,6 +135,8 @@ class IntentCommands:
             return None, self.stager.stage_order(intent, "passed", source="operator", staged_by=sender.label, user_id=sender.user_id), intent
 
         blocked, entry, intent = await in_engine(self.engine, stage, self.timeout_s)
+        if intent is None:
+            return refused(f"❌ Not staged: {esc(blocked or '')}", detail=blocked or "")
         if entry is None:
             return refused(f"❌ Risk pre-check <b>blocked</b> intent {esc(intent.id)}: {esc(blocked)}. Nothing staged.", detail=blocked or "")
         return self._staged_reply(entry, "; ".join(notes))

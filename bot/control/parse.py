@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from bot.domain.intent import OrderType, Side, TimeInForce
 from bot.domain.money import to_decimal
+from bot.strategies.manual import ManualOrder, ManualOrderError
 
 
 class ParseError(ValueError):
@@ -26,7 +26,7 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MIN_HASH_PREFIX = 10
 
 ARM_USAGE = "/arm <ttl> [totp], e.g. /arm 15m"
-MANUAL_USAGE = "/intent manual buy|sell BASE/QUOTE <qty> limit <price> [tif=GTC|IOC|FOK]  or  ... market  or  ... limit_maker <price>"
+MANUAL_USAGE = "/intent manual buy|sell BASE/QUOTE <qty> limit <price> [gtc|ioc|fok]  or  ... market  or  ... maker <price>"
 MANDATE_USAGE = (
     "/intent <strategy> [key=value ...] max_notional=<quote> max_orders=<n> max_loss=<quote> expiry=<ttl> [assets=A/B,C/D]"
 )
@@ -77,49 +77,15 @@ def _asset(text: str) -> str:
     return a
 
 
-@dataclass(frozen=True, slots=True)
-class ManualOrder:
-    side: Side
-    asset: str
-    qty: Decimal
-    order_type: OrderType
-    limit_price: Decimal | None
-    tif: TimeInForce
-
-
 def parse_manual(args: list[str]) -> ManualOrder:
-    """``buy BTC/USDT 0.01 limit 60000 [tif=IOC]`` (the arguments after ``manual``)."""
+    """``buy BTC/USDT 0.01 limit 60000 [ioc|tif=IOC]`` (the arguments after ``manual``), in the grammar of the
+    ``manual`` strategy (bot/strategies/manual.py): one grammar for Telegram and for ``Engine.propose``."""
     if len(args) < 4:
         raise ParseError(f"usage: {MANUAL_USAGE}")
-    side_text, asset_text, qty_text, type_text, *rest = args
     try:
-        side = Side(side_text.upper())
-    except ValueError:
-        raise ParseError(f"side {side_text!r} must be buy or sell") from None
-    asset = _asset(asset_text)
-    qty = _positive(qty_text, "quantity")
-    type_key = type_text.lower()
-    types = {"limit": OrderType.LIMIT, "market": OrderType.MARKET, "limit_maker": OrderType.LIMIT_MAKER, "post": OrderType.LIMIT_MAKER}
-    if type_key not in types:
-        raise ParseError(f"order type {type_text!r} must be limit, market or limit_maker")
-    order_type = types[type_key]
-    limit_price: Decimal | None = None
-    if order_type is not OrderType.MARKET:
-        if not rest:
-            raise ParseError(f"a {type_key} order needs a price: {MANUAL_USAGE}")
-        limit_price = _positive(rest.pop(0), "price")
-    tif = TimeInForce.GTC
-    for extra in rest:
-        key, sep, value = extra.partition("=")
-        if not sep or key.lower() != "tif":
-            raise ParseError(f"unexpected {extra!r}: {MANUAL_USAGE}")
-        try:
-            tif = TimeInForce(value.upper())
-        except ValueError:
-            raise ParseError(f"tif {value!r} must be GTC, IOC or FOK") from None
-    if order_type is OrderType.MARKET and tif is TimeInForce.GTC:
-        tif = TimeInForce.IOC  # a market order never rests
-    return ManualOrder(side, asset, qty, order_type, limit_price, tif)
+        return ManualOrder.parse(args)
+    except ManualOrderError as exc:
+        raise ParseError(f"{str(exc).split('; usage:')[0]}: {MANUAL_USAGE}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -423,16 +423,23 @@ class Engine:
         loop: ``await engine.call(lambda: engine.propose("manual", order))``. The intents go through the same
         pipeline as any strategy's (audit, risk, gate: staged for confirmation in LIVE). A request the strategy
         refuses raises its ValueError and records nothing."""
+        intents = self.request_intents(strategy_id, request)
+        if not intents:
+            return []
+        strat, ctx = self.strategies[strategy_id]
+        return await self._handle_intents(strat, ctx, intents, f"request:{strategy_id}")
+
+    def request_intents(self, strategy_id: str, request: object) -> list[Intent]:
+        """The intents a strategy makes of an operator's request (``Strategy.on_request``), nothing more: for a
+        caller that audits, checks and stages them itself (Telegram's ``/intent manual``). Inside the loop only.
+        Raises LookupError for a strategy not in this run, and the strategy's ValueError for a request it refuses."""
         entry = self.strategies.get(strategy_id)
         if entry is None:
             raise LookupError(f"no strategy {strategy_id!r} in this run (running: {', '.join(sorted(self.strategies)) or 'none'})")
         strat, ctx = entry
         ctx.event_ns = self.clock.now_ns()
         ctx.tick = None
-        intents = strat.on_request(ctx, request)
-        if not intents:
-            return []
-        return await self._handle_intents(strat, ctx, intents, f"request:{strategy_id}")
+        return strat.on_request(ctx, request)
 
     def record_intent(self, intent: Intent, decision_id: str | None) -> None:
         self.audit.record(

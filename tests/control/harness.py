@@ -30,6 +30,7 @@ from bot.engine.loop import Engine, StrategyMeta
 from bot.engine.market_state import MarketState
 from bot.engine.sim_venue import SimulatedVenue
 from bot.engine.strategy import Strategy, StrategyContext
+from bot.strategies.manual import MANUAL, ManualStrategy
 from bot.oms.limits import OmsLimits
 from bot.oms.orders import OrderManager
 from bot.risk.engine import RiskEngine
@@ -152,6 +153,8 @@ class Harness:
         self._own_fake = fake is None
         self.approve_config = approve_config
         self.strategies = list(strategies)
+        if not any(s.strategy_id == MANUAL for s in self.strategies):
+            self.strategies.append(ManualStrategy(MANUAL, {}, (ASSET,)))  # as the service does: /intent manual uses it
         self.risk = risk or RiskLimits(Decimal("0.1"), Decimal("10000"), Decimal("1"), {"sim": (ASSET,)})
         self.telegram_overrides = telegram
         self.oms_limits = oms_limits

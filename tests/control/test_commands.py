@@ -14,7 +14,7 @@ from bot.domain.errors import ErrorCode
 from bot.domain.modes import Mode
 from bot.risk.limits import RiskLimits
 from bot.risk.safety import Check, TradingState
-from bot.store.models import OperatorCommandRow
+from bot.store.models import IntentRow, OperatorCommandRow
 from tests.control.harness import ASSET, OP, OP2, EveryTick, Harness
 
 NS = 1_000_000_000
@@ -126,6 +126,27 @@ async def test_intent_shows_everything_before_confirmation(h: Harness) -> None:
     market = await h.command("/intent manual sell BTC/USDT 0.05 market")
     mtext = market.plain_text or ""
     assert "SELL 0.05 BTC on BTC/USDT · MARKET · IOC" in mtext and "(taker)" in mtext and "Slippage vs mid ≈" in mtext
+
+
+async def test_a_manual_intent_is_the_manual_strategys_intent(h: Harness) -> None:
+    """/intent manual takes its grammar and its intent from the manual strategy (one path for a manual order)."""
+    await h.command("/arm 15m")
+    reply = await h.command("/intent manual sell BTC/USDT 0.010009 post 60100.001")
+    assert "quantity rounded down to the lot" in (reply.plain_text or "")
+    await h.flush()
+    async with h.db.connect() as conn:
+        row = (await conn.execute(select(IntentRow).order_by(IntentRow.id.desc()).limit(1))).one()
+    assert (row.strategy_id, row.side, row.order_type, row.tif, row.qty, row.limit_price) == (
+        "manual", "SELL", "LIMIT_MAKER", "GTC", Decimal("0.01000"), Decimal("60100.01")
+    )
+    assert row.rationale == "operator User1001 (1001) via Telegram: sell BTC/USDT 0.01000 maker 60100.01"
+    assert h.venue.placed == []
+
+
+async def test_a_run_without_the_manual_strategy_refuses_manual_intents_clearly(h: Harness) -> None:
+    del h.engine.strategies["manual"]
+    reply = await h.command("/intent manual buy BTC/USDT 0.01 limit 59000")
+    assert "Not staged: no strategy 'manual' in this run" in (reply.plain_text or "") and h.venue.placed == []
 
 
 async def test_intent_refusals(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
+from bot.strategies.manual import MANUAL, ManualStrategy
 from bot.config import Settings, TelegramSettings, public_dict
 from bot.domain.market import Tick
 from bot.domain.modes import Mode
@@ -178,7 +179,7 @@ async def scenario(steps: list[tuple[tuple[str, Any], tuple[int, bool]]]) -> lis
     oms = OrderManager(venue=control.venue, venue_name="sim", portfolio=portfolio, audit=audit, clock=clock, instruments=inst)
     engine = Engine(
         mode=Mode.LIVE, clock=clock, audit=audit, risk=RiskEngine(RiskLimits(Decimal("0.1"), Decimal("100000"), Decimal("5"), {"sim": (ASSET,)}), safety, assets=(ASSET,)),
-        oms=oms, portfolio=portfolio, market=market, instruments=inst, strategies=[], strategy_meta={}, gate=control.gate, id_prefix="p",
+        oms=oms, portfolio=portfolio, market=market, instruments=inst, strategies=[ManualStrategy(MANUAL, {}, (ASSET,))], strategy_meta={}, gate=control.gate, id_prefix="p",
     )
     control.venue.set_report_sink(engine.on_report)
     engine.tick_listeners.append(sim.on_tick)

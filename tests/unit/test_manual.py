@@ -18,6 +18,10 @@ from tests.unit.strategy_helpers import Harness
         ("SELL btc/usdt 0.5 limit 61000.5 IOC", ManualOrder(Side.SELL, "BTC/USDT", D("0.5"), OrderType.LIMIT, D("61000.5"), TimeInForce.IOC)),
         ("buy BTC/USDT 0.001 market", ManualOrder(Side.BUY, "BTC/USDT", D("0.001"), OrderType.MARKET)),
         ("sell BTC/USDT 0.001 maker 60100", ManualOrder(Side.SELL, "BTC/USDT", D("0.001"), OrderType.LIMIT_MAKER, D("60100"))),
+        # the Telegram spellings of the same grammar
+        ("sell BTC/USDT 0.001 limit_maker 60100", ManualOrder(Side.SELL, "BTC/USDT", D("0.001"), OrderType.LIMIT_MAKER, D("60100"))),
+        ("sell BTC/USDT 0.001 post 60100", ManualOrder(Side.SELL, "BTC/USDT", D("0.001"), OrderType.LIMIT_MAKER, D("60100"))),
+        ("buy BTC/USDT 0.01 limit 60000 tif=fok", ManualOrder(Side.BUY, "BTC/USDT", D("0.01"), OrderType.LIMIT, D("60000"), TimeInForce.FOK)),
     ],
 )
 def test_parse(text: str, expected: ManualOrder) -> None:
@@ -31,13 +35,16 @@ def test_parse(text: str, expected: ManualOrder) -> None:
     ("text", "message"),
     [
         ("buy BTC/USDT 0.01", "too few words"),
-        ("purchase BTC/USDT 0.01 market", "expected buy or sell"),
+        ("purchase BTC/USDT 0.01 market", "side must be buy or sell"),
         ("buy BTCUSDT 0.01 market", "BASE/QUOTE"),
         ("buy BTC/USDT abc market", "not a number"),
         ("buy BTC/USDT -1 market", "must be positive"),
         ("buy BTC/USDT 0.01 limit", "needs a price"),
         ("buy BTC/USDT 0.01 market 60000", "unexpected"),
-        ("buy BTC/USDT 0.01 stop 60000", "expected market, limit or maker"),
+        ("buy BTC/USDT 0.01 stop 60000", "order type must be market, limit or maker"),
+        ("buy BTC/USDT 0.01 limit 60000 gtd=1", "unexpected"),
+        ("buy BTC/USDT 1e999999 market", "out of range"),
+        ("buy BTC-USDT 0.01 market", "BASE/QUOTE"),
         ("buy BTC/USDT 0.01 limit 60000 day", "gtc, ioc or fok"),
         ("buy BTC/USDT 0.01 maker 60000 ioc", "unexpected"),
         ("buy BTC/USDT NaN market", "finite"),
@@ -79,3 +86,24 @@ def test_refused_against_the_instrument(text: str, message: str) -> None:
 def test_manual_takes_no_parameters() -> None:
     with pytest.raises(ValueError, match="takes no parameters"):
         ManualStrategy("manual", {"x": 1}, ["BTC/USDT"])
+
+
+def test_a_market_order_never_rests() -> None:
+    order = ManualOrder.parse("buy BTC/USDT 0.001 market")
+    assert order.tif is TimeInForce.IOC
+    with pytest.raises(ManualOrderError, match="never rests"):
+        ManualOrder(Side.BUY, "BTC/USDT", D("0.001"), OrderType.MARKET, tif=TimeInForce.GTC)
+
+
+def test_rounded_to_the_grid_on_the_passive_side() -> None:
+    from tests.oms.support import instrument  # tick 0.01, lot 0.001
+
+    inst = instrument("BTC/USDT")
+    buy = ManualOrder.parse("buy BTC/USDT 0.0109 limit 60000.019")
+    assert buy.rounded(inst) == ManualOrder(Side.BUY, "BTC/USDT", D("0.010"), OrderType.LIMIT, D("60000.01"))
+    sell = ManualOrder.parse("sell BTC/USDT 0.0109 limit 60000.011")
+    assert sell.rounded(inst).limit_price == D("60000.02")  # a sell rounds up: never more aggressive
+    exact = ManualOrder.parse("buy BTC/USDT 0.01 limit 60000")
+    assert exact.rounded(inst) is exact
+    with pytest.raises(ManualOrderError, match="below one lot"):
+        ManualOrder.parse("buy BTC/USDT 0.0009 market").rounded(inst)
