@@ -24,7 +24,10 @@ class FillLedger:
         self._order: deque[tuple[str, str]] = deque()
         self.poll_watermark: dict[str, int] = {}
         self._client_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self.cum_qty: dict[tuple[str, str], Decimal] = {}  # (asset, venue order id) -> sum of fills delivered
+        # (asset, venue order id) -> sum of fills delivered, for the most recently filled ``capacity`` orders (a
+        # long run must not keep one per order it ever placed; an order forgotten here that fills again only
+        # makes the stream's gap check poll the trades once)
+        self.cum_qty: OrderedDict[tuple[str, str], Decimal] = OrderedDict()
 
     def first_time(self, asset: str, trade_id: str) -> bool:
         """True the first time a trade id is offered for this asset (then it is remembered)."""
@@ -51,8 +54,12 @@ class FillLedger:
 
     def add_qty(self, asset: str, venue_order_id: str, qty: Decimal) -> Decimal:
         key = (asset, venue_order_id)
-        total = self.cum_qty.get(key, ZERO) + qty
-        self.cum_qty[key] = total
+        cum = self.cum_qty
+        total = cum.get(key, ZERO) + qty
+        cum[key] = total
+        cum.move_to_end(key)
+        while len(cum) > self._capacity:
+            cum.popitem(last=False)
         return total
 
     def delivered_qty(self, asset: str, venue_order_id: str) -> Decimal:
