@@ -129,7 +129,7 @@ async def run_variant(variant: str, ticks: int) -> dict[str, object]:
         )
         wall = time.perf_counter() - t0
         db_size = (Path(tmp) / "out" / "replay.db").stat().st_size
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB -> MB, the unit of the samples
     s = report.stats
     return {
         "variant": variant,
