@@ -116,7 +116,7 @@ async def main() -> None:
         "fills_in_day": summary.metrics.fills,
         "png_bytes": len(summary.png_bytes),
         "text_chars": len(summary.text_html),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1),  # KiB -> MB
     }
     print(json.dumps(result, indent=2))
     out = Path(__file__).resolve().parent / "results" / "daily_summary.json"
