@@ -248,12 +248,7 @@ class Reconciler:
                 continue  # the common case: open at both ends, nothing filled that we do not know of
             if order is None and oms.placed_by_this_run(coid):
                 # ours, retired from memory as closed long ago, yet open at the venue: a zombie whatever the policy
-                res.zombies.append((vo.asset, coid, vo.venue_order_id))
-                key = f"zombie:{coid}"
-                seen.add(key)
-                self._problems.setdefault(key, now_mono)
-                res.problems.append(f"{coid}: placed by this run and retired from memory as closed, the venue lists it open: cancelling it at the venue")
-                rec.warn(f"oms:zombie:{coid}", f"{vo.asset}: order {coid} was closed here long ago but is open at the venue: cancelling it")
+                self._zombie(res, seen, now_mono, vo, "closed and retired from memory")
                 continue
             if order is None:
                 oms.track_venue_order(vo, policy)
@@ -268,12 +263,7 @@ class Reconciler:
                 continue
             if order.is_terminal:
                 if order.updated_ns < snap.started_ns:
-                    res.zombies.append((vo.asset, coid, vo.venue_order_id))
-                    key = f"zombie:{coid}"
-                    seen.add(key)
-                    self._problems.setdefault(key, now_mono)
-                    res.problems.append(f"{coid}: we hold it {order.status.value}, the venue lists it open: cancelling it at the venue")
-                    rec.warn(f"oms:zombie:{coid}", f"{vo.asset}: order {coid} is {order.status.value} here but open at the venue: cancelling it")
+                    self._zombie(res, seen, now_mono, vo, order.status.value)
                 continue
             before = order.status
             missing = oms.apply_venue_order(order, vo, "reconciliation")
@@ -364,6 +354,16 @@ class Reconciler:
         self._audit(snap, res)
         self.last_result = res
         return res
+
+    def _zombie(self, res: ReconcileResult, seen: set[str], now_mono: int, vo: VenueOrder, held: str) -> None:
+        """An order we hold closed (``held``) that the venue lists open: cancelled at the venue by ``act``."""
+        coid = vo.client_order_id
+        res.zombies.append((vo.asset, coid, vo.venue_order_id))
+        key = f"zombie:{coid}"
+        seen.add(key)
+        self._problems.setdefault(key, now_mono)
+        res.problems.append(f"{coid}: we hold it {held}, the venue lists it open: cancelling it at the venue")
+        self.oms.rec.warn(f"oms:zombie:{coid}", f"{vo.asset}: order {coid} is {held} here but open at the venue: cancelling it")
 
     def _order_problem(self, res: ReconcileResult, seen: set[str], now_mono: int, coid: str, reason: str) -> None:
         key = f"order:{coid}"
